@@ -1,0 +1,198 @@
+"""Runtime configuration: the EndpointConfig row as operators name its fields,
+and a per-process snapshot that the hot path reads without a query."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from .db import run_db
+from .encryption import mask
+from .models import EndpointConfig
+from .strategies import normalize_strategy
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"expected true or false, got {raw!r}")
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"expected a number of seconds, got {raw!r}") from None
+    if not 0 < value <= 600:
+        raise ConfigError("expected a number of seconds above 0 and at most 600")
+    return value
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"expected a whole number ≥ {minimum}")
+        return value
+
+    return parse
+
+
+def parse_rate_limits(raw: str | list) -> list[dict[str, int]]:
+    try:
+        rules = json.loads(raw) if isinstance(raw, str) else raw
+        parsed = [{"times": int(r["times"]), "seconds": int(r["seconds"])} for r in rules]
+    except (ValueError, TypeError, KeyError):
+        raise ConfigError('expected a JSON list like [{"times": 10, "seconds": 60}]') from None
+    if any(r["times"] < 1 or r["seconds"] < 1 for r in parsed):
+        raise ConfigError("times and seconds must be at least 1")
+    return parsed
+
+
+def _strategy(raw: str) -> str:
+    try:
+        return normalize_strategy(raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ConfigError(f"expected one of {', '.join(options)}")
+        return raw
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+# name -> parser; secrets are handled by the model's encrypting properties.
+FIELDS: dict[str, Callable[[str], Any]] = {
+    "network": _text,
+    "netuid": _int(0),
+    "metagraph_source": _choice("chain", "file"),
+    "metagraph_file": _text,
+    "hotkey_mnemonic": _text,
+    "rate_limiting_enabled": _bool,
+    "global_rate_limits": parse_rate_limits,
+    "moderation_enabled": _bool,
+    "moderation_fail_closed": _bool,
+    "openai_api_key": _text,
+    "openai_base_url": _text,
+    "miner_timeout": _positive_float,
+    "max_miner_timeout": _positive_float,
+    "miner_path": _text,
+    "cost_per_answer": _int(0),
+    "default_strategy": _strategy,
+}
+SECRETS = ("hotkey_mnemonic", "openai_api_key")
+
+
+def config_values(row: EndpointConfig | None = None) -> dict[str, Any]:
+    """Every operator-visible setting, secrets masked."""
+    row = row or EndpointConfig.load()
+    values = {name: getattr(row, name) for name in FIELDS}
+    for name in SECRETS:
+        values[name] = mask(values[name])
+    return values
+
+
+def do_set_config(name: str, raw: str) -> Any:
+    """Set one setting from its text form; returns the value as shown."""
+    if name not in FIELDS:
+        raise ConfigError(f"unknown config name {name!r}; known: {', '.join(FIELDS)}")
+    value = FIELDS[name](raw)
+    if name == "hotkey_mnemonic" and value:
+        from .network.wallet import keypair_from_mnemonic
+
+        try:
+            keypair_from_mnemonic(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    row = EndpointConfig.load()
+    setattr(row, name, value)
+    row.save()
+    return mask(value) if name in SECRETS else value
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    network: str
+    netuid: int
+    hotkey_mnemonic: str
+    rate_limiting_enabled: bool
+    global_rate_limits: tuple
+    moderation_enabled: bool
+    moderation_fail_closed: bool
+    openai_base_url: str
+    miner_timeout: float
+    max_miner_timeout: float
+    miner_path: str
+    cost_per_answer: int
+    default_strategy: str
+
+    @classmethod
+    def from_row(cls, row: EndpointConfig) -> RuntimeConfig:
+        return cls(
+            network=row.network,
+            netuid=row.netuid,
+            hotkey_mnemonic=row.hotkey_mnemonic,
+            rate_limiting_enabled=row.rate_limiting_enabled,
+            global_rate_limits=tuple((r["times"], r["seconds"]) for r in row.global_rate_limits),
+            moderation_enabled=row.moderation_enabled,
+            moderation_fail_closed=row.moderation_fail_closed,
+            openai_base_url=row.openai_base_url,
+            miner_timeout=row.miner_timeout,
+            max_miner_timeout=row.max_miner_timeout,
+            miner_path=row.miner_path,
+            cost_per_answer=row.cost_per_answer,
+            default_strategy=row.default_strategy,
+        )
+
+
+_cached: tuple[float, RuntimeConfig] | None = None
+
+
+def runtime_config() -> RuntimeConfig:
+    """The config as this process sees it (re-read at most every few seconds)."""
+    global _cached
+    now = time.monotonic()
+    if _cached is None or now - _cached[0] > settings.CONFIG_CACHE_SECONDS:
+        _cached = (now, RuntimeConfig.from_row(EndpointConfig.load()))
+    return _cached[1]
+
+
+async def aruntime_config() -> RuntimeConfig:
+    if _cached is not None and time.monotonic() - _cached[0] <= settings.CONFIG_CACHE_SECONDS:
+        return _cached[1]
+    return await run_db(runtime_config)
+
+
+def forget_runtime_config() -> None:
+    global _cached
+    _cached = None
+
+
+@receiver(post_save, sender=EndpointConfig)
+def _config_saved(**_: Any) -> None:
+    forget_runtime_config()

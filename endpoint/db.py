@@ -1,0 +1,65 @@
+"""Database work from async code.
+
+Django's ORM is synchronous. Async views hand their DB work to a small fixed
+pool of threads, each keeping one persistent connection, so a thousand
+requests waiting on miners hold no connection and no thread, and the DB sees
+at most ``DB_THREADS`` connections per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+T = TypeVar("T")
+
+_executor: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=settings.DB_THREADS, thread_name_prefix="db")
+        return _executor
+
+
+def _call(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+    close_old_connections()
+    return fn(*args, **kwargs)
+
+
+async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` (sync ORM code) on a DB thread."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_pool(), functools.partial(_call, fn, args, kwargs))
+
+
+def close_db_threads() -> None:
+    """Close every DB thread's connection and stop the pool (tests, shutdown)."""
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is None:
+        return
+    n = executor._max_workers
+    barrier = threading.Barrier(n, timeout=5)
+
+    def close_here() -> None:
+        connections.close_all()
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+
+    for f in [executor.submit(close_here) for _ in range(n)]:
+        f.result()
+    executor.shutdown(wait=True)

@@ -1,0 +1,54 @@
+"""Query strategies: which miners a request goes to.
+
+A strategy is written ``top_n:N``, ``uids:a,b``, ``uid:N`` or empty (the
+default: uid 0). Parsing is shared by requests, keys, config and the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Strategy:
+    top_n: int | None = None
+    uids: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        if self.top_n is not None:
+            return f"top_n:{self.top_n}"
+        return "uids:" + ",".join(str(u) for u in self.uids)
+
+
+DEFAULT = Strategy(uids=(0,))
+
+
+def parse_strategy(text: str) -> Strategy | None:
+    """The strategy ``text`` names; None for empty text. ValueError if malformed."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    kind, sep, value = text.partition(":")
+    kind = kind.strip().lower()
+    if not sep:
+        raise ValueError(f"strategy {text!r} is not of the form 'top_n:N', 'uids:1,2' or 'uid:N'")
+    try:
+        if kind == "top_n":
+            n = int(value)
+            if n < 1:
+                raise ValueError
+            return Strategy(top_n=n)
+        if kind in ("uids", "uid"):
+            uids = tuple(int(part) for part in value.split(",") if part.strip())
+            if not uids or any(u < 0 for u in uids) or (kind == "uid" and len(uids) != 1):
+                raise ValueError
+            return Strategy(uids=uids)
+    except ValueError:
+        raise ValueError(f"strategy {text!r} has a bad number: use 'top_n:N' (N ≥ 1) or 'uids:1,2'") from None
+    raise ValueError(f"unknown strategy {kind!r}: use 'top_n:N', 'uids:1,2' or 'uid:N'")
+
+
+def normalize_strategy(text: str) -> str:
+    """``text`` checked and written the canonical way ('' stays '')."""
+    parsed = parse_strategy(text)
+    return str(parsed) if parsed else ""

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+KEY_PREFIX = "vep_"
+PREFIX_LENGTH = 8
+
+
+def hash_secret(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def matching(self, query: str) -> ApiKeyQuerySet:
+        """Keys a CLI/admin query names: an id, the full key, or a prefix."""
+        query = query.strip()
+        if query.isdigit():
+            return self.filter(pk=int(query))
+        if query.startswith(KEY_PREFIX) and len(query) > PREFIX_LENGTH:
+            by_hash = self.filter(secret_hash=hash_secret(query))
+            if len(query) > 20:
+                return by_hash
+        return self.filter(prefix__startswith=query[:PREFIX_LENGTH]) if query else self.none()
+
+    def expired(self) -> ApiKeyQuerySet:
+        return self.filter(expires_at__isnull=False, expires_at__lte=timezone.now())
+
+    def usable(self) -> ApiKeyQuerySet:
+        return self.filter(enabled=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+
+
+class ApiKey(models.Model):
+    name = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, db_index=True, editable=False)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    enabled = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty means the key never expires.")
+    credits = models.BigIntegerField(null=True, blank=True, help_text="Empty means unlimited.")
+    default_strategy = models.CharField(
+        max_length=200, blank=True, help_text="Empty, 'top_n:5' or 'uids:1,2'."
+    )
+    rate_limits = models.JSONField(default=list, blank=True)
+    request_count = models.BigIntegerField(default=0, help_text="Miner calls made with this key.")
+    api_request_count = models.BigIntegerField(default=0, help_text="API calls made with this key.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(credits__isnull=True) | Q(credits__gte=0), name="apikey_credits_not_negative"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'key'} ({self.prefix}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def unlimited(self) -> bool:
+        return self.credits is None

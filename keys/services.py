@@ -1,0 +1,173 @@
+"""Everything that writes API keys: creation, edits, authentication, credits.
+
+Counters move in the database (conditional UPDATEs with F()), never as
+read-modify-write in Python, so concurrent requests can't overspend a key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F
+from django.utils import timezone
+
+from endpoint import errors
+from endpoint.strategies import normalize_strategy
+
+from .models import KEY_PREFIX, PREFIX_LENGTH, ApiKey, hash_secret
+
+
+class KeyInputError(ValueError):
+    """Bad operator input about keys (CLI, admin)."""
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: ApiKey
+    raw: str  # shown once, never stored
+
+
+def generate_raw_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _check_fields(credits: int | None, default_strategy: str | None) -> str | None:
+    if credits is not None and credits < 0:
+        raise KeyInputError("credits must be 0 or more, or -1 for unlimited")
+    if default_strategy is None:
+        return None
+    try:
+        return normalize_strategy(default_strategy)
+    except ValueError as exc:
+        raise KeyInputError(str(exc)) from None
+
+
+def do_create_key(
+    *,
+    name: str = "",
+    credits: int | None = None,
+    expires_at: datetime | None = None,
+    enabled: bool = True,
+    default_strategy: str = "",
+    owner=None,
+) -> NewKey:
+    strategy = _check_fields(credits, default_strategy) or ""
+    raw = generate_raw_key()
+    key = ApiKey.objects.create(
+        name=name,
+        prefix=raw[:PREFIX_LENGTH],
+        secret_hash=hash_secret(raw),
+        owner=owner,
+        enabled=enabled,
+        expires_at=expires_at,
+        credits=credits,
+        default_strategy=strategy,
+    )
+    return NewKey(key=key, raw=raw)
+
+
+
+def do_edit_key(key: ApiKey, **changes) -> ApiKey:
+    """Change the named fields of ``key`` (name, credits, expires_at, enabled,
+    default_strategy, rate_limits, request_count)."""
+    allowed = {"name", "credits", "expires_at", "enabled", "default_strategy", "rate_limits", "request_count"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise KeyInputError(f"cannot edit {', '.join(sorted(unknown))}")
+    strategy = _check_fields(changes.get("credits"), changes.get("default_strategy"))
+    if strategy is not None:
+        changes["default_strategy"] = strategy
+    if changes.get("request_count", 0) < 0:
+        raise KeyInputError("request count must be 0 or more")
+    for field, value in changes.items():
+        setattr(key, field, value)
+    key.save(update_fields=list(changes) or None)
+    return key
+
+
+def do_delete_key(key: ApiKey) -> None:
+    key.delete()
+
+
+def find_key(query: str) -> ApiKey:
+    """The one key an operator's query (id, prefix or full key) names."""
+    matches = list(ApiKey.objects.matching(query)[:2])
+    if not matches:
+        raise KeyInputError(f"no API key matches {query!r}")
+    if len(matches) > 1:
+        raise KeyInputError(f"{query!r} matches more than one key; give its id or a longer prefix")
+    return matches[0]
+
+
+def parse_bearer(header: str | None) -> str:
+    if not header:
+        raise errors.APIKeyMissing()
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.APIKeyMissing("Send the API key as 'Authorization: Bearer <key>'.")
+    return token.strip()
+
+
+def authenticate_key(raw_key: str) -> ApiKey:
+    """The enabled, unexpired key for ``raw_key``; one indexed query."""
+    key = ApiKey.objects.filter(secret_hash=hash_secret(raw_key)).first()
+    if key is None:
+        raise errors.APIKeyInvalid()
+    if not key.enabled:
+        raise errors.APIKeyDisabled()
+    if key.is_expired:
+        raise errors.APIKeyExpired()
+    return key
+
+
+# --- credits ----------------------------------------------------------------
+
+
+@dataclass
+class Reservation:
+    key_id: int
+    held: int  # credits taken from the key; 0 for unlimited keys
+
+
+def reserve_credits(key: ApiKey, n: int) -> Reservation:
+    """Take ``n`` credits from ``key`` up front, or raise NotEnoughCredits."""
+    if key.credits is None or n <= 0:
+        return Reservation(key_id=key.pk, held=0)
+    updated = ApiKey.objects.filter(pk=key.pk, credits__gte=n).update(credits=F("credits") - n)
+    if not updated:
+        raise errors.APIKeyNotEnoughCredits()
+    return Reservation(key_id=key.pk, held=n)
+
+
+def settle_credits(reservation: Reservation, used: int, miner_calls: int = 0) -> int:
+    """Give back what the reservation held beyond ``used``, and count the
+    call on the key, in one UPDATE. Returns the credits the call cost (for an
+    unlimited key, what it would have cost)."""
+    used = max(0, used)
+    if reservation.held:
+        used = min(used, reservation.held)
+    refund = reservation.held - used if reservation.held else 0
+    changes = {
+        "api_request_count": F("api_request_count") + 1,
+        "request_count": F("request_count") + miner_calls,
+        "last_used_at": timezone.now(),
+    }
+    if refund:
+        changes["credits"] = F("credits") + refund
+    ApiKey.objects.filter(pk=reservation.key_id).update(**changes)
+    return used
+
+
+def do_add_credits(key: ApiKey, amount: int) -> ApiKey:
+    """Top up (or, with a negative amount, take away) credits; never below zero."""
+    if key.credits is None:
+        raise KeyInputError("the key has unlimited credits")
+    qs = ApiKey.objects.filter(pk=key.pk)
+    if amount < 0:
+        qs = qs.filter(credits__gte=-amount)
+    if not qs.update(credits=F("credits") + amount):
+        raise KeyInputError("the key does not have that many credits")
+    key.refresh_from_db(fields=["credits"])
+    return key

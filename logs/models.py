@@ -1,0 +1,53 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Request(models.Model):
+    """One API call, whatever its outcome."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    key = models.ForeignKey("keys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="requests")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    route = models.CharField(max_length=64)
+    messages = models.JSONField(default=list, blank=True)
+    strategy = models.CharField(max_length=200, blank=True)
+    status = models.PositiveSmallIntegerField()
+    api_error = models.CharField(max_length=64, blank=True, db_index=True)
+    credits_charged = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(db_index=True)
+    elapsed_ms = models.FloatField(default=0)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["key", "-started_at"], name="request_key_time"),
+            models.Index(fields=["status", "-started_at"], name="request_status_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.route} {self.status} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MinerResponse(models.Model):
+    """One miner queried for a Request."""
+
+    request = models.ForeignKey(Request, on_delete=models.CASCADE, related_name="miner_responses")
+    uid = models.IntegerField()
+    hotkey = models.CharField(max_length=64, blank=True)
+    is_success = models.BooleanField()
+    response = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_ms = models.FloatField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["hotkey", "is_success"], name="minerresponse_hotkey_ok"),
+            models.Index(fields=["uid", "is_success"], name="minerresponse_uid_ok"),
+        ]
+
+    def __str__(self) -> str:
+        return f"uid {self.uid} {'ok' if self.is_success else 'failed'}"
