@@ -128,3 +128,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
 }
+
+# Celery beat: keep the Neuron rows (and every process's view of them) fresh.
+METAGRAPH_SYNC_SECONDS = env.int("METAGRAPH_SYNC_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE = {
+    "sync-metagraph": {"task": "endpoint.sync_metagraph", "schedule": METAGRAPH_SYNC_SECONDS},
+}
