@@ -108,3 +108,8 @@ class MetagraphNotSynced(ServiceUnavailable):
 class HotkeyNotConfigured(ServiceUnavailable):
     code = "HotkeyNotConfigured"
     detail = "The validator has no hotkey configured, so it cannot sign requests to miners."
+
+
+class NoMinerServing(ServiceUnavailable):
+    code = "NoMinerServing"
+    detail = "No miner on the subnet is serving right now."

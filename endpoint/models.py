@@ -42,9 +42,7 @@ class EndpointConfig(models.Model):
 
     network = models.CharField(max_length=200, default="local", help_text="finney, test, local or a ws:// URL.")
     netuid = models.IntegerField(default=1)
-    metagraph_source = models.CharField(
-        max_length=10, choices=[("chain", "chain"), ("file", "file")], default="file"
-    )
+    metagraph_source = models.CharField(max_length=10, choices=[("chain", "chain"), ("file", "file")], default="file")
     metagraph_file = models.CharField(max_length=500, blank=True)
     metagraph_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     metagraph_block = models.BigIntegerField(null=True, blank=True, editable=False)

@@ -44,9 +44,7 @@ class ApiKey(models.Model):
     enabled = models.BooleanField(default=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty means the key never expires.")
     credits = models.BigIntegerField(null=True, blank=True, help_text="Empty means unlimited.")
-    default_strategy = models.CharField(
-        max_length=200, blank=True, help_text="Empty, 'top_n:5' or 'uids:1,2'."
-    )
+    default_strategy = models.CharField(max_length=200, blank=True, help_text="Empty, 'top_n:5' or 'uids:1,2'.")
     rate_limits = models.JSONField(default=list, blank=True)
     request_count = models.BigIntegerField(default=0, help_text="Miner calls made with this key.")
     api_request_count = models.BigIntegerField(default=0, help_text="API calls made with this key.")

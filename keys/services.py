@@ -68,7 +68,6 @@ def do_create_key(
     return NewKey(key=key, raw=raw)
 
 
-
 def do_edit_key(key: ApiKey, **changes) -> ApiKey:
     """Change the named fields of ``key`` (name, credits, expires_at, enabled,
     default_strategy, rate_limits, request_count)."""

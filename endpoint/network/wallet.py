@@ -46,7 +46,7 @@ def validator_hotkey(mnemonic: str) -> Keypair:
 
     Raises HotkeyNotConfigured when no source gives one.
     """
-    cache_key = mnemonic or "<wallet>"
+    cache_key = mnemonic or f"wallet:{settings.BT_WALLET_PATH}/{settings.BT_WALLET_NAME}/{settings.BT_WALLET_HOTKEY}"
     keypair = _cache.get(cache_key)
     if keypair is not None:
         return keypair

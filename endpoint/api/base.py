@@ -1,0 +1,35 @@
+"""An async DRF APIView for the gateway routes.
+
+DRF's own dispatch is sync; adrf's hops to a thread for ``initial()``. The
+gateway views have no DRF authenticators, permissions or throttles (keys,
+credits and limits are checked by our services), so ``initial()`` does no I/O
+and runs inline: no thread hop per request.
+"""
+
+from __future__ import annotations
+
+from rest_framework.views import APIView
+
+
+class AsyncAPIView(APIView):
+    authentication_classes: tuple = ()
+    permission_classes: tuple = ()
+    throttle_classes: tuple = ()
+
+    async def dispatch(self, request, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(request, *args, **kwargs)
+            handler = getattr(self, request.method.lower(), None)
+            if request.method.lower() not in self.http_method_names or handler is None:
+                handler = self.http_method_not_allowed
+                response = handler(request, *args, **kwargs)
+            else:
+                response = await handler(request, *args, **kwargs)
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response

@@ -1,0 +1,207 @@
+"""All outbound HTTP to miners: one shared keep-alive client, btauth/1
+signing, timeouts, a cap on answer size, and every failure turned into a
+MinerResult with a short error text. Nothing else talks to miners."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from bittensor import http_auth
+from django.conf import settings
+
+from .metagraph import NeuronInfo
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 3.0
+
+
+@dataclass
+class MinerResult:
+    uid: int
+    hotkey: str
+    ok: bool
+    content: str = ""
+    error: str = ""
+    status: int | None = None
+    response_ms: float = 0.0
+    answer: dict[str, Any] | None = field(default=None, repr=False)  # the miner's JSON, when ok
+
+    def seed_choice(self, index: int) -> dict[str, Any]:
+        return {
+            "index": index,
+            "message": {"role": "assistant", "content": self.content},
+            "uid": self.uid,
+            "responder_hotkey": self.hotkey,
+            "response_ms": round(self.response_ms, 1),
+        }
+
+    def seed_failure(self, index: int) -> dict[str, Any]:
+        return {
+            "index": index,
+            "error": self.error,
+            "uid": self.uid,
+            "responder_hotkey": self.hotkey,
+            "response_ms": round(self.response_ms, 1),
+        }
+
+
+class MinerFailure(Exception):
+    """A miner call went wrong; the message is what the client is shown."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# One client per event loop: an httpx client is bound to the loop it first ran on.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def shared_client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=2000, max_keepalive_connections=500, keepalive_expiry=30),
+            timeout=None,  # every call sets its own
+            follow_redirects=False,
+            trust_env=False,
+        )
+        _clients[loop] = client
+    return client
+
+
+async def close_shared_client() -> None:
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def check_axon(axon: str, *, allow_private: bool) -> str:
+    """The miner's base URL, or MinerFailure when the address policy refuses it."""
+    if not axon:
+        raise MinerFailure("miner serves no axon")
+    host, sep, port = axon.rpartition(":")
+    if not sep or not port.isdigit():
+        raise MinerFailure(f"miner axon {axon!r} is not ip:port")
+    bare = host.strip("[]")
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        if not allow_private:
+            raise MinerFailure(f"miner axon host {bare!r} is not an IP address (address policy)") from None
+        return f"http://{axon}"
+    if not allow_private and (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_multicast
+        or address.is_reserved
+    ):
+        raise MinerFailure(f"miner axon {address} is a private address; refused outside the local network")
+    return f"http://{axon}"
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise MinerFailure(f"miner answer is larger than {cap // 1024} KiB", response.status_code)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise MinerFailure(f"miner answer is larger than {cap // 1024} KiB", response.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _content_of(answer: Any) -> str:
+    try:
+        content = answer["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise MinerFailure("miner answer is not an OpenAI chat completion") from None
+    if not isinstance(content, str) or not content.strip():
+        raise MinerFailure("miner answered with empty content")
+    return content
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        error = orjson.loads(body).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        return str(message)[:200] if message else ""
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+
+
+async def _post(url: str, path: str, payload: bytes, keypair: Any, neuron: NeuronInfo, timeout: float) -> MinerResult:
+    headers = http_auth.sign(keypair, method="POST", path=path, body=payload, receiver_ss58=neuron.hotkey)
+    headers["Content-Type"] = "application/json"
+    client = shared_client()
+    request_timeout = httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout))
+    async with client.stream("POST", url + path, content=payload, headers=headers, timeout=request_timeout) as resp:
+        body = await _read_capped(resp, settings.MAX_MINER_RESPONSE_BYTES)
+        if resp.status_code == 401:
+            raise MinerFailure(f"miner refused our signature: {_error_text(body) or 'HTTP 401'}", 401)
+        if resp.status_code >= 300:
+            detail = _error_text(body)
+            message = f"miner answered HTTP {resp.status_code}" + (f": {detail}" if detail else "")
+            raise MinerFailure(message, resp.status_code)
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise MinerFailure("miner answered with invalid JSON", resp.status_code) from None
+        content = _content_of(answer)
+        return MinerResult(neuron.uid, neuron.hotkey, True, content=content, status=resp.status_code, answer=answer)
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
+        return f"miner did not answer within {timeout:g}s"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out connecting to miner"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect to miner (connection refused or unreachable)"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return "miner closed the connection without a complete answer"
+    if isinstance(exc, httpx.HTTPError):
+        return f"HTTP error talking to miner ({type(exc).__name__})"
+    return f"unexpected error talking to miner ({type(exc).__name__})"
+
+
+async def query_miner(
+    neuron: NeuronInfo,
+    payload: bytes,
+    *,
+    keypair: Any,
+    path: str,
+    timeout: float,
+    allow_private: bool,
+) -> MinerResult:
+    """Send the signed chat body to one miner; never raises, never outlives ``timeout`` (+ scheduling)."""
+    started = time.perf_counter()
+    try:
+        if not neuron.active:
+            raise MinerFailure("miner is not active on the subnet")
+        url = check_axon(neuron.axon, allow_private=allow_private)
+        async with asyncio.timeout(timeout):
+            result = await _post(url, path, payload, keypair, neuron, timeout)
+    except MinerFailure as exc:
+        result = MinerResult(neuron.uid, neuron.hotkey, False, error=str(exc), status=exc.status)
+    except (TimeoutError, httpx.HTTPError, OSError, ValueError) as exc:
+        result = MinerResult(neuron.uid, neuron.hotkey, False, error=_describe(exc, timeout))
+    result.response_ms = (time.perf_counter() - started) * 1000
+    if not result.ok:
+        log.info("miner uid=%s failed in %.0f ms: %s", neuron.uid, result.response_ms, result.error)
+    return result
