@@ -9,7 +9,7 @@ from endpoint.gateway import GatewayCall
 
 from .base import AsyncAPIView
 from .errors import seed_body
-from .serializers import ChatRequestSerializer
+from .serializers import ChatRequest, parse_body
 
 ENDPOINT_VERSIONS = ("2023-05-19",)
 
@@ -29,6 +29,6 @@ class ChatView(AsyncAPIView):
         async with GatewayCall(request, route="/chat") as call:
             check_endpoint_version(request)
             key = await call.authenticate(request.headers.get("Authorization"))
-            prompt = ChatRequestSerializer.prompt(request)
-            outcome = await call.answer(key, prompt)
+            body = parse_body(ChatRequest, request)
+            outcome = await call.answer(key, body.prompt())
             return Response(outcome.seed_json())

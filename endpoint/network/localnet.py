@@ -31,6 +31,7 @@ from bittensor import http_auth
 from bittensor.sp_core import Keypair
 
 log = logging.getLogger(__name__)
+logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 MODES = ("ok", "error", "hang", "reset", "garbage", "huge", "drip", "empty")
 HUGE_BYTES = 20 * 1024 * 1024

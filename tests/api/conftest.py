@@ -10,6 +10,7 @@ from bittensor.sp_core import Keypair
 
 from endpoint.config import do_set_config
 from endpoint.network.localnet import LocalSubnet
+from endpoint.network.protocol import close_shared_session
 from endpoint.network.metagraph import forget_directory, sync_metagraph
 from keys.services import do_create_key
 
@@ -56,6 +57,7 @@ async def api():
     transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
         yield client
+    await close_shared_session()  # it belongs to this test's event loop
 
 
 def bearer(new_key) -> dict[str, str]:

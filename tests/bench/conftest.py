@@ -58,6 +58,20 @@ def start_server(env: dict[str, str], *, workers: int = 1) -> tuple[subprocess.P
     raise RuntimeError("server did not start")
 
 
+def start_localnet(n: int, tmp_path: Path, *, latency: float = 0.0) -> tuple[subprocess.Popen, dict]:
+    """Miners in their own process, so they don't share a GIL with the load generator."""
+    out = tmp_path / "metagraph.json"
+    cmd = [sys.executable, "manage.py", "localnet", "--miners", str(n), "--port", "0", "--out", str(out)]
+    proc = subprocess.Popen([*cmd, "--latency", str(latency)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not out.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("localnet did not start")
+        time.sleep(0.05)
+    return proc, json.loads(out.read_text())
+
+
 @pytest.fixture
 def server(server_env):
     proc, base = start_server(server_env)
