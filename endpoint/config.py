@@ -144,6 +144,7 @@ class RuntimeConfig:
     global_rate_limits: tuple
     moderation_enabled: bool
     moderation_fail_closed: bool
+    openai_api_key: str
     openai_base_url: str
     miner_timeout: float
     max_miner_timeout: float
@@ -161,6 +162,7 @@ class RuntimeConfig:
             global_rate_limits=tuple((r["times"], r["seconds"]) for r in row.global_rate_limits),
             moderation_enabled=row.moderation_enabled,
             moderation_fail_closed=row.moderation_fail_closed,
+            openai_api_key=row.openai_api_key,
             openai_base_url=row.openai_base_url,
             miner_timeout=row.miner_timeout,
             max_miner_timeout=row.max_miner_timeout,

@@ -113,3 +113,18 @@ class HotkeyNotConfigured(ServiceUnavailable):
 class NoMinerServing(ServiceUnavailable):
     code = "NoMinerServing"
     detail = "No miner on the subnet is serving right now."
+
+
+class ModelNotFound(ApiError):
+    status, code = 404, "model_not_found"
+    detail = "Unknown model. Use 'auto', 'top_n:N', 'uids:1,2' or 'uid:N' (see GET /v1/models)."
+
+
+class FlaggedByModeration(ApiError):
+    code = "FlaggedByOpenAIModerationFilter"
+    detail = "The prompt was flagged by the moderation filter."
+
+
+class ModerationUnavailable(ServiceUnavailable):
+    code = "ModerationUnavailable"
+    detail = "The moderation filter could not check this request; try again shortly."

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,21 +15,25 @@ import orjson
 from django.utils import timezone
 
 from endpoint import errors
-from endpoint.config import aruntime_config
+from endpoint.config import RuntimeConfig, aruntime_config
 from endpoint.db import run_db
+from endpoint.moderation import check_moderation
 from endpoint.network.dispatch import (
     CANCELLED,
     Dispatch,
     DispatchOptions,
+    StreamRace,
     dispatch,
+    race_streams,
     resolve_neurons,
     worst_case_answers,
 )
-from endpoint.network.metagraph import adirectory
+from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
+from endpoint.network.protocol import MinerFailure, MinerResult, MinerStream, delta_text
 from endpoint.network.wallet import validator_hotkey
 from endpoint.strategies import DEFAULT, Strategy, parse_strategy
 from keys.models import ApiKey
-from keys.services import authenticate_key, parse_bearer, reserve_credits, settle_credits
+from keys.services import Reservation, authenticate_key, parse_bearer, reserve_credits, settle_credits
 from logs.services import MinerLog, RequestLog, record_request
 
 log = logging.getLogger(__name__)
@@ -43,8 +48,27 @@ class Prompt:
     respond_on_first_success: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # forwarded to miners as is
 
-    def payload(self) -> bytes:
-        return orjson.dumps({**self.extra, "messages": self.messages})
+    def payload(self, **overrides: Any) -> bytes:
+        return orjson.dumps({**self.extra, **overrides, "messages": self.messages})
+
+
+@dataclass
+class Plan:
+    """Where and how a prompt goes, decided before any credit is held."""
+
+    config: RuntimeConfig
+    directory: Directory
+    keypair: Any
+    neurons: list[NeuronInfo]
+    options: DispatchOptions
+
+    @property
+    def miner_kwargs(self) -> dict[str, Any]:
+        return {
+            "keypair": self.keypair,
+            "path": self.config.miner_path,
+            "allow_private": self.directory.network == "local",
+        }
 
 
 def _key_strategy(key: ApiKey, config_default: str) -> Strategy:
@@ -61,24 +85,37 @@ def _key_strategy(key: ApiKey, config_default: str) -> Strategy:
 
 class GatewayCall:
     """Use as ``async with GatewayCall(request, route) as call:``; the request
-    log is written on the way out, with the error code if one was raised."""
+    log is written on the way out, with the error code if one was raised. A
+    streamed answer takes the log over (``hand_off``) and writes it when the
+    stream ends."""
 
     def __init__(self, request, route: str) -> None:
         self.started = time.perf_counter()
+        self.handed_off = False
+        self.settling: asyncio.Future | None = None
         self.log = RequestLog(route=route, started_at=timezone.now(), client_ip=request.META.get("REMOTE_ADDR"))
 
     async def __aenter__(self) -> GatewayCall:
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
+        if not self.handed_off or exc is not None:
+            await self.finish(exc)
+
+    def hand_off(self) -> None:
+        self.handed_off = True
+
+    async def finish(self, exc: BaseException | None = None) -> None:
         if isinstance(exc, errors.ApiError):
             self.log.status, self.log.api_error = exc.status, exc.code
-        elif isinstance(exc, asyncio.CancelledError):
+        elif isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
             self.log.status, self.log.api_error = 499, "ClientClosedRequest"
         elif exc is not None:
             self.log.status, self.log.api_error = 500, "InternalError"
         self.log.elapsed_ms = (time.perf_counter() - self.started) * 1000
         try:
+            if self.settling is not None:
+                await asyncio.wait([self.settling])  # log what was really charged
             await asyncio.shield(run_db(record_request, self.log))
         except Exception:
             log.exception("could not write the request log %s", self.log.id)
@@ -88,7 +125,7 @@ class GatewayCall:
         self.log.key_id, self.log.user_id = key.pk, key.owner_id
         return key
 
-    async def answer(self, key: ApiKey, prompt: Prompt) -> Dispatch:
+    async def plan(self, key: ApiKey, prompt: Prompt) -> Plan:
         self.log.messages = prompt.messages
         config = await aruntime_config()
         directory = await adirectory()
@@ -100,38 +137,102 @@ class GatewayCall:
         neurons = resolve_neurons(strategy, directory)
         if not neurons:
             raise errors.NoMinerServing()
+        await check_moderation(prompt.messages, config)
         options = DispatchOptions(
             timeout=min(prompt.timeout or config.miner_timeout, config.max_miner_timeout),
             in_parallel=prompt.in_parallel,
             respond_on_first_success=prompt.respond_on_first_success,
         )
-        cost = config.cost_per_answer
-        reservation = await run_db(reserve_credits, key, cost * worst_case_answers(neurons, options))
+        return Plan(config, directory, keypair, neurons, options)
+
+    async def _settle(self, reservation: Reservation, used: int, miner_calls: int) -> None:
+        """Settle the hold, once per call. It runs to the end even when the
+        client goes away mid-call (the await is shielded, the work is a task)."""
+        if self.settling is not None:
+            raise RuntimeError("a call is settled once")
+
+        async def settle() -> None:
+            self.log.credits_charged = await run_db(settle_credits, reservation, used, miner_calls)
+
+        self.settling = asyncio.ensure_future(settle())
+        await asyncio.shield(self.settling)
+
+    async def answer(self, key: ApiKey, prompt: Prompt) -> Dispatch:
+        plan = await self.plan(key, prompt)
+        cost = plan.config.cost_per_answer
+        reservation = await run_db(reserve_credits, key, cost * worst_case_answers(plan.neurons, plan.options))
         outcome = Dispatch()
         try:
-            outcome = await dispatch(
-                neurons,
-                prompt.payload(),
-                options,
-                keypair=keypair,
-                path=config.miner_path,
-                allow_private=directory.network == "local",
-            )
+            outcome = await dispatch(plan.neurons, prompt.payload(), plan.options, **plan.miner_kwargs)
         finally:
-            # Runs even when the client went away mid-dispatch: the hold is given back.
-            used = cost * len(outcome.successes)
-            settle = run_db(settle_credits, reservation, used, outcome.queried)
-            self.log.credits_charged = await asyncio.shield(settle)
-            self.log.miners = _miner_logs(outcome)
+            await self._settle(reservation, cost * len(outcome.successes), outcome.queried)
+            self.log.miners = _miner_logs(outcome.successes + outcome.failures, outcome.cancelled)
         if not outcome.successes:
             raise errors.AllMinersFailed(failed_responses=outcome.seed_json()["failed_responses"])
         return outcome
 
+    async def open_stream(self, key: ApiKey, prompt: Prompt) -> ChatStream:
+        """Race the miners to a first content chunk; 502 if none gets there."""
+        plan = await self.plan(key, prompt)
+        cost = plan.config.cost_per_answer
+        reservation = await run_db(reserve_credits, key, cost)
+        race = StreamRace()
+        try:
+            race = await race_streams(plan.neurons, prompt.payload(stream=True), plan.options, **plan.miner_kwargs)
+        finally:
+            if race.winner is None:
+                await self._settle(reservation, 0, len(race.failures) + len(race.cancelled))
+                self.log.miners = _miner_logs(race.failures, race.cancelled)
+        if race.winner is None:
+            failed = [r.seed_failure(i) for i, r in enumerate(race.failures)]
+            raise errors.AllMinersFailed(failed_responses=failed)
+        return ChatStream(self, race, reservation, cost)
 
-def _miner_logs(outcome: Dispatch) -> list[MinerLog]:
-    rows = [
-        MinerLog(r.uid, r.hotkey, r.ok, r.content, r.error, r.status, r.response_ms)
-        for r in outcome.successes + outcome.failures
-    ]
-    rows += [MinerLog(n.uid, n.hotkey, False, error=CANCELLED) for n in outcome.cancelled]
+
+class ChatStream:
+    """The winning miner's chunks, relayed; the call is charged once the first
+    content has been handed to the server, and logged when the stream ends."""
+
+    def __init__(self, call: GatewayCall, race: StreamRace, reservation: Reservation, cost: int) -> None:
+        self.call = call
+        self.race = race
+        self.winner: MinerStream = race.winner
+        self.reservation = reservation
+        self.cost = cost
+        self.text: list[str] = []
+        self.error = ""
+
+    async def chunks(self) -> AsyncIterator[dict[str, Any]]:
+        call, winner = self.call, self.winner
+        miner_calls = 1 + len(self.race.failures) + len(self.race.cancelled)
+        exc: BaseException | None = None
+        try:
+            for chunk in winner.opening:
+                yield chunk
+            # The first content has been handed over: now the answer is charged.
+            await call._settle(self.reservation, self.cost, miner_calls)
+            async for chunk in winner.rest:
+                self.text.append(delta_text(chunk))
+                yield chunk
+        except MinerFailure as failure:
+            self.error = str(failure)  # the answer was cut short; what was sent stays sent
+        except TimeoutError:
+            self.error = "miner stopped streaming before the end"
+        except BaseException as raised:
+            exc = raised
+            raise
+        finally:
+            await winner.close()
+            if call.settling is None:
+                await call._settle(self.reservation, 0, miner_calls)
+            content = winner.content + "".join(self.text)
+            answered = MinerResult(winner.uid, winner.hotkey, True, content=content, error=self.error)
+            answered.response_ms = winner.response_ms
+            call.log.miners = _miner_logs([answered, *self.race.failures], self.race.cancelled)
+            await call.finish(exc)
+
+
+def _miner_logs(results: list[MinerResult], cancelled: list[NeuronInfo]) -> list[MinerLog]:
+    rows = [MinerLog(r.uid, r.hotkey, r.ok, r.content, r.error, r.status, r.response_ms) for r in results]
+    rows += [MinerLog(n.uid, n.hotkey, False, error=CANCELLED) for n in cancelled]
     return rows

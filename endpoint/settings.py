@@ -117,6 +117,7 @@ BT_WALLET_PATH = env.str("BT_WALLET_PATH", default="~/.bittensor/wallets")
 BT_HOTKEY_MNEMONIC = env.str("BT_HOTKEY_MNEMONIC", default="")
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1")
+MODERATION_TIMEOUT_SECONDS = env.float("MODERATION_TIMEOUT_SECONDS", default=3.0)
 # How long a process trusts its in-memory copy of config and the metagraph.
 CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 METAGRAPH_CACHE_SECONDS = env.float("METAGRAPH_CACHE_SECONDS", default=10.0)

@@ -9,6 +9,7 @@ dispatch never hangs on a miner.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from endpoint import errors
 from endpoint.strategies import DEFAULT, Strategy
 
 from .metagraph import Directory, NeuronInfo
-from .protocol import MinerResult, query_miner
+from .protocol import MinerFailure, MinerResult, MinerStream, open_miner_stream, query_miner
 
 CANCELLED = "cancelled: another miner answered first"
 
@@ -116,3 +117,55 @@ async def dispatch(
 
 def _neuron_of(neurons: list[NeuronInfo], uid: int) -> NeuronInfo:
     return next(n for n in neurons if n.uid == uid)
+
+
+@dataclass
+class StreamRace:
+    """Streams opened on several miners: the first to produce content wins."""
+
+    winner: MinerStream | None = None
+    failures: list[MinerResult] = field(default_factory=list)
+    cancelled: list[NeuronInfo] = field(default_factory=list)
+
+
+async def _open_or_fail(neuron: NeuronInfo, payload: bytes, timeout: float, **kwargs: Any) -> MinerStream | MinerResult:
+    started = time.perf_counter()
+    try:
+        return await open_miner_stream(neuron, payload, timeout=timeout, **kwargs)
+    except MinerFailure as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return MinerResult(neuron.uid, neuron.hotkey, False, error=str(exc), status=exc.status, response_ms=elapsed)
+
+
+async def race_streams(
+    neurons: list[NeuronInfo],
+    payload: bytes,
+    options: DispatchOptions,
+    *,
+    keypair: Any,
+    path: str,
+    allow_private: bool,
+) -> StreamRace:
+    race = StreamRace()
+    kwargs = {"keypair": keypair, "path": path, "allow_private": allow_private}
+    tasks = {asyncio.ensure_future(_open_or_fail(n, payload, options.timeout, **kwargs)): n for n in neurons}
+    pending = set(tasks)
+    try:
+        while pending and race.winner is None:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: neurons.index(tasks[t])):
+                outcome = task.result()
+                if isinstance(outcome, MinerResult):
+                    race.failures.append(outcome)
+                elif race.winner is None:
+                    race.winner = outcome
+                else:
+                    await outcome.close()
+                    race.cancelled.append(tasks[task])
+    finally:
+        for task in pending:
+            task.cancel()
+            race.cancelled.append(tasks[task])
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+    return race

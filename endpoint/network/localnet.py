@@ -1,25 +1,30 @@
 """A local subnet: N miners on loopback, each with its own hotkey, verifying
 btauth/1 and answering OpenAI chat completions (JSON or SSE) with text that
-names their uid. Fault modes make a miner hang, reset, fail, babble, flood or
+names their uid. Fault modes make a miner fail, hang, reset, babble, flood or
 drip, so tests and `make run` exercise the real network path offline.
 
     with LocalSubnet(8) as subnet:
         sync_metagraph(snapshot=subnet.snapshot())
         subnet.set_behaviour(0, mode="hang")
+
+All miners share one event loop: in a background thread (`start()`), or the
+caller's loop (`await serve()`, which `manage.py localnet` uses).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import os
 import random
+import secrets
 import socket
+import struct
+import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,42 +36,62 @@ from bittensor import http_auth
 from bittensor.sp_core import Keypair
 
 log = logging.getLogger(__name__)
-logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 MODES = ("ok", "error", "hang", "reset", "garbage", "huge", "drip", "empty")
 HUGE_BYTES = 20 * 1024 * 1024
+HUGE_CHUNK = b"x" * (256 * 1024)
+DRIP_INTERVAL = 1.0
+UPSTREAM_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+# aiohttp waits a minute for in-flight handlers on shutdown; a hung miner
+# would hold stop() that long.
+SHUTDOWN_GRACE = 0.25
+START_TIMEOUT = 30.0
 
 
 @dataclass
 class MinerBehaviour:
     latency: float = 0.0  # seconds before the first byte
-    jitter: float = 0.0  # ± uniform seconds on top of latency
+    jitter: float = 0.0  # uniform ± seconds on top of latency
     failure_rate: float = 0.0  # chance of an HTTP 500
     mode: str = "ok"
-    upstream: str | None = None  # OpenAI-compatible base URL to forward to
+    upstream: str | None = None  # OpenAI-compatible base URL to forward the chat body to
+    upstream_api_key: str | None = field(default=None, repr=False)
+    upstream_model: str | None = None  # replaces the body's model when forwarding
+    chunk_delay: float = 0.0  # seconds between streamed chunks (mid-stream disconnect tests)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown miner mode {self.mode!r}; known: {', '.join(MODES)}")
+        if self.latency < 0 or self.jitter < 0:
+            raise ValueError("latency and jitter must not be negative")
+        if not 0.0 <= self.failure_rate <= 1.0:
+            raise ValueError("failure_rate must be between 0 and 1")
 
     def delay(self) -> float:
-        return max(0.0, self.latency + (random.uniform(-self.jitter, self.jitter) if self.jitter else 0.0))
+        if not self.jitter:
+            return self.latency
+        return max(0.0, self.latency + random.uniform(-self.jitter, self.jitter))
+
+    def fails_now(self) -> bool:
+        return self.mode == "error" or (self.failure_rate > 0 and random.random() < self.failure_rate)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeenRequest:
-    caller_hotkey: str | None
-    auth_error: str | None
-    body: dict | None
+    caller_hotkey: str | None  # the verified sender
+    auth_error: str | None  # the AuthError class name when verification failed
+    body: dict[str, Any] | None
     at: float = field(default_factory=time.time)
 
 
 class Miner:
+    """One miner's identity, behaviour and request history."""
+
     def __init__(self, uid: int, behaviour: MinerBehaviour, host: str) -> None:
         self.uid = uid
         self.keypair = Keypair.create_from_uri(f"//localnet/miner/{uid}")
-        self.hotkey = self.keypair.ss58_address
-        self.coldkey = Keypair.create_from_uri(f"//localnet/coldkey/{uid}").ss58_address
+        self.hotkey: str = self.keypair.ss58_address
+        self.coldkey: str = Keypair.create_from_uri(f"//localnet/coldkey/{uid}").ss58_address
         self.host = host
         self.port = 0
         self.behaviour = behaviour
@@ -74,12 +99,17 @@ class Miner:
         self._seen: list[SeenRequest] = []
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"<Miner {self.uid} {self.axon} {self.hotkey}>"
+
     @property
     def axon(self) -> str:
-        return f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     @property
     def seen(self) -> list[SeenRequest]:
+        """A copy of the requests received so far, safe to read from any thread."""
         with self._lock:
             return list(self._seen)
 
@@ -90,104 +120,171 @@ class Miner:
     def forget(self) -> None:
         with self._lock:
             self._seen.clear()
-        self.nonce_store = http_auth.InMemoryNonceStore()
 
-    def answer_text(self, body: dict) -> str:
-        last_user = next((m.get("content") for m in reversed(body["messages"]) if m.get("role") == "user"), "")
-        return f"Miner {self.uid} heard: {last_user}"
+    def answer_text(self, messages: list[Any]) -> str:
+        return f"Miner {self.uid} heard: {_last_user_text(messages)}"
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed: the miners stand in for the network in benchmarks."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def default_incentives(n: int) -> list[float]:
+    """Distinct incentives summing to 1, deliberately neither ascending nor
+    descending by uid, so a top_n strategy has to sort to be right."""
+    ranks = random.Random(n).sample(range(1, n + 1), n)
+    if n >= 3 and (ranks == sorted(ranks) or ranks == sorted(ranks, reverse=True)):
+        ranks = ranks[1:] + ranks[:1]
+    total = sum(ranks)
+    return [round(rank / total, 6) for rank in ranks]
+
+
+# --- answers ------------------------------------------------------------------
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return "" if content is None else str(content)
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _text_of(message.get("content"))
+    return ""
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _choice_count(body: dict[str, Any]) -> int:
+    n = body.get("n", 1)
+    return n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 128 else 1
+
+
+def _completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def _chat_body(raw: bytes) -> dict[str, Any] | None:
+    """The parsed chat body, or None when it is not a JSON object with a messages list."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return None
+    return body
+
+
+def _json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
 
 
 def _error(status: int, message: str, kind: str) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": kind}}, status=status, dumps=_dumps)
+    return _json_response({"error": {"message": message, "type": kind}}, status)
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _completion(miner: Miner, body: dict, text: str) -> dict:
-    words = len(text.split())
-    prompt_words = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
-    n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
+def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+    prompt = sum(_words(_text_of(m.get("content"))) for m in body["messages"] if isinstance(m, dict))
+    answer = _words(text)
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "id": _completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model") or "localnet",
         "choices": [
-            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"} for i in range(n)
+            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            for i in range(_choice_count(body))
         ],
-        "usage": {"prompt_tokens": prompt_words, "completion_tokens": words, "total_tokens": prompt_words + words},
+        "usage": {"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer},
     }
 
 
-def _chunk(completion_id: str, created: int, model: str, delta: dict, finish: str | None = None) -> bytes:
-    chunk = {
-        "id": completion_id,
+def _stream_events(body: dict[str, Any], text: str) -> list[bytes]:
+    """The SSE events of a streamed answer: role, one chunk a word, stop, [DONE]."""
+    head = {
+        "id": _completion_id(),
         "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        "created": int(time.time()),
+        "model": body.get("model") or "localnet",
     }
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def event(index: int, delta: dict[str, str], finish: str | None = None) -> bytes:
+        chunk = {**head, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    words = text.split(" ") if text else []
+    pieces = [word + " " for word in words[:-1]] + words[-1:]
+    events = []
+    for index in range(_choice_count(body)):
+        events.append(event(index, {"role": "assistant"}))
+        events.extend(event(index, {"content": piece}) for piece in pieces)
+        events.append(event(index, {}, "stop"))
+    events.append(b"data: [DONE]\n\n")
+    return events
 
 
-async def _stream(request: web.Request, body: dict, text: str) -> web.StreamResponse:
+async def _send_stream(request: web.BaseRequest, events: list[bytes], chunk_delay: float = 0.0) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    completion_id, created, model = (
-        f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        int(time.time()),
-        body.get("model") or "localnet",
-    )
-    await response.write(_chunk(completion_id, created, model, {"role": "assistant"}))
-    words = text.split(" ")
-    for i, word in enumerate(words):
-        piece = word + (" " if i < len(words) - 1 else "")
-        await response.write(_chunk(completion_id, created, model, {"content": piece}))
-    await response.write(_chunk(completion_id, created, model, {}, finish="stop"))
-    await response.write(b"data: [DONE]\n\n")
+    for i, piece in enumerate(events):
+        if chunk_delay and i > 1:  # role and first content go out at once, the rest trickle
+            await asyncio.sleep(chunk_delay)
+        await response.write(piece)
     await response.write_eof()
     return response
 
 
-async def _flood(request: web.Request) -> web.StreamResponse:
+async def _send_flood(request: web.BaseRequest) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    block = b"x" * 65536
-    try:
-        for _ in range(HUGE_BYTES // len(block)):
-            await response.write(block)
+    with contextlib.suppress(ConnectionError):  # the client stopped reading, as it should
+        for _ in range(HUGE_BYTES // len(HUGE_CHUNK)):
+            await response.write(HUGE_CHUNK)
         await response.write_eof()
-    except (ConnectionResetError, RuntimeError):
-        pass  # the client stopped reading, as it should
     return response
 
 
-async def _drip(request: web.Request) -> web.StreamResponse:
+async def _send_drip(request: web.BaseRequest) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    try:
+    with contextlib.suppress(ConnectionError):
         while True:
             await response.write(b" ")
-            await asyncio.sleep(1.0)
-    except (ConnectionResetError, RuntimeError):
-        pass
+            await asyncio.sleep(DRIP_INTERVAL)
     return response
 
 
-async def _forward(request: web.Request, upstream: str, raw: bytes, body: dict) -> web.StreamResponse:
-    url = upstream.rstrip("/") + "/chat/completions"
-    async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
-        async with client.stream("POST", url, content=raw, headers={"Content-Type": "application/json"}) as up:
-            response = web.StreamResponse(
-                status=up.status_code, headers={"Content-Type": up.headers.get("content-type", "application/json")}
-            )
-            await response.prepare(request)
-            async for piece in up.aiter_raw():
-                await response.write(piece)
-            await response.write_eof()
-            return response
+async def _reset_connection(request: web.BaseRequest) -> web.StreamResponse:
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # A zero linger makes close() send RST rather than FIN: the client
+            # sees a reset connection, not a clean end of stream.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return await _wait_for_cancellation()
+
+
+async def _wait_for_cancellation() -> web.StreamResponse:
+    # The server runs with handler_cancellation, so this ends when the client
+    # goes away or the subnet stops.
+    await asyncio.get_running_loop().create_future()
+    raise AssertionError("unreachable")
+
+
+# --- the subnet -----------------------------------------------------------------
 
 
 class LocalSubnet:
@@ -202,33 +299,37 @@ class LocalSubnet:
         netuid: int = 1,
         incentives: list[float] | None = None,
     ) -> None:
+        if n_miners < 1:
+            raise ValueError("a subnet needs at least one miner")
         if incentives is not None and len(incentives) != n_miners:
-            raise ValueError("give one incentive per miner")
+            raise ValueError(f"give one incentive per miner ({n_miners}), not {len(incentives)}")
+        if base_port and base_port + n_miners - 1 > 65535:
+            raise ValueError(f"ports {base_port}..{base_port + n_miners - 1} do not exist")
         self.host = host
         self.base_port = base_port
         self.path = path
         self.netuid = netuid
-        self.default_behaviour = behaviour or MinerBehaviour()
-        self.miners = [Miner(uid, replace(self.default_behaviour), host) for uid in range(n_miners)]
-        self.incentives = incentives or self._default_incentives(n_miners, netuid)
+        self.behaviour = behaviour or MinerBehaviour()
+        self.miners = [Miner(uid, replace(self.behaviour), host) for uid in range(n_miners)]
+        self.incentives = list(incentives) if incentives is not None else default_incentives(n_miners)
+        self._control = threading.Lock()
         self._runners: list[web.ServerRunner] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._upstream_client: httpx.AsyncClient | None = None
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
 
-    @staticmethod
-    def _default_incentives(n: int, netuid: int) -> list[float]:
-        # Distinct and deliberately not in uid order, so top_n has to sort.
-        order = random.Random(netuid * 7919 + n).sample(range(n), n)
-        return [round((rank + 1) / n, 6) for rank in order]
+    def __repr__(self) -> str:
+        return f"<LocalSubnet {len(self.miners)} miners on {self.host}>"
 
-    # --- serving -------------------------------------------------------------
+    # --- requests -------------------------------------------------------------
 
-    def _handler(self, miner: Miner):
+    def _handler(self, miner: Miner) -> Callable[[web.BaseRequest], Any]:
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
             if request.path != self.path:
-                return _error(404, f"no route {request.path}", "not_found")
+                return _error(404, f"no route {request.path}", "not_found_error")
             if request.method != "POST":
-                return _error(405, "use POST", "invalid_request_error")
+                return _error(405, f"{request.method} is not allowed; use POST", "invalid_request_error")
             raw = await request.read()
             try:
                 caller = http_auth.verify(
@@ -242,97 +343,164 @@ class LocalSubnet:
             except http_auth.AuthError as exc:
                 miner.record(SeenRequest(None, type(exc).__name__, None))
                 return _error(401, str(exc), "authentication_error")
-            try:
-                body = orjson.loads(raw)
-                if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-                    raise ValueError
-            except ValueError:
-                miner.record(SeenRequest(caller.hotkey_ss58, None, None))
-                return _error(400, "body must be a JSON object with a messages list", "invalid_request_error")
+            body = _chat_body(raw)
             miner.record(SeenRequest(caller.hotkey_ss58, None, body))
-            return await self._behave(miner, request, raw, body)
+            if body is None:
+                return _error(400, "the body must be a JSON object with a messages list", "invalid_request_error")
+            return await self._answer(miner, request, raw, body)
 
         return handle
 
-    async def _behave(self, miner: Miner, request: web.BaseRequest, raw: bytes, body: dict) -> web.StreamResponse:
-        behaviour = miner.behaviour
+    async def _answer(
+        self, miner: Miner, request: web.BaseRequest, raw: bytes, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        behaviour = miner.behaviour  # one consistent view, even if changed meanwhile
         delay = behaviour.delay()
         if delay:
             await asyncio.sleep(delay)
         mode = behaviour.mode
-        if mode == "error" or (behaviour.failure_rate and random.random() < behaviour.failure_rate):
+        if behaviour.fails_now():
             return _error(500, f"miner {miner.uid} failed", "server_error")
         if mode == "hang":
-            await asyncio.Event().wait()
+            return await _wait_for_cancellation()
         if mode == "reset":
-            request.transport.abort()
-            raise ConnectionResetError("reset on purpose")
+            return await _reset_connection(request)
         if mode == "garbage":
             return web.Response(text="<html>this is not JSON", content_type="text/html")
         if mode == "huge":
-            return await _flood(request)
+            return await _send_flood(request)
         if mode == "drip":
-            return await _drip(request)
-        if behaviour.upstream:
-            return await _forward(request, behaviour.upstream, raw, body)
-        text = "" if mode == "empty" else miner.answer_text(body)
-        if body.get("stream"):
-            return await _stream(request, body, text)
-        return web.Response(body=orjson.dumps(_completion(miner, body, text)), content_type="application/json")
+            return await _send_drip(request)
+        if behaviour.upstream and mode == "ok":
+            return await self._forward(request, behaviour, raw, body)
+        text = "" if mode == "empty" else miner.answer_text(body["messages"])
+        if body.get("stream") is True:
+            return await _send_stream(request, _stream_events(body, text), behaviour.chunk_delay)
+        return _json_response(_completion(body, text))
+
+    async def _forward(
+        self, request: web.BaseRequest, behaviour: MinerBehaviour, raw: bytes, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        url = behaviour.upstream.rstrip("/") + "/chat/completions"
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+        if behaviour.upstream_api_key:
+            headers["Authorization"] = f"Bearer {behaviour.upstream_api_key}"
+        payload = orjson.dumps({**body, "model": behaviour.upstream_model}) if behaviour.upstream_model else raw
+        if self._upstream_client is None:
+            self._upstream_client = httpx.AsyncClient(timeout=UPSTREAM_TIMEOUT, trust_env=False)
+        response = web.StreamResponse()
+        try:
+            async with self._upstream_client.stream("POST", url, content=payload, headers=headers) as upstream:
+                response.set_status(upstream.status_code)
+                for name in ("Content-Type", "Content-Encoding"):
+                    if name in upstream.headers:
+                        response.headers[name] = upstream.headers[name]
+                await response.prepare(request)
+                async for piece in upstream.aiter_raw():
+                    await response.write(piece)
+        except httpx.HTTPError as exc:
+            log.warning("upstream %s failed: %s", url, exc)
+            if not response.prepared:
+                return _error(502, f"upstream failed: {type(exc).__name__}", "upstream_error")
+            # Half an answer is already out; cut the connection so it cannot pass for a whole one.
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        await response.write_eof()
+        return response
+
+    # --- serving --------------------------------------------------------------
 
     async def start_servers(self) -> None:
-        for i, miner in enumerate(self.miners):
-            sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        """Listen on every miner's port in the running event loop."""
+        try:
+            for i, miner in enumerate(self.miners):
+                await self._listen(miner, self.base_port + i if self.base_port else 0)
+        except BaseException:
+            await self.stop_servers()
+            raise
+        log.info("local subnet: %d miners on %s", len(self.miners), ", ".join(m.axon for m in self.miners))
+
+    async def _listen(self, miner: Miner, port: int) -> None:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.base_port + i if self.base_port else 0))
-            miner.port = sock.getsockname()[1]
-            runner = web.ServerRunner(web.Server(self._handler(miner)), handle_signals=False, access_log=None)
-            await runner.setup()
-            await web.SockSite(runner, sock, backlog=1024).start()
-            self._runners.append(runner)
+            sock.bind((self.host, port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, f"miner {miner.uid} cannot listen on {self.host}:{port}: {exc.strerror}") from exc
+        miner.port = sock.getsockname()[1]
+        # handler_cancellation: a hung or dripping miner stops when its client gives up.
+        server = web.Server(self._handler(miner), handler_cancellation=True, access_log=None)
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
+        await runner.setup()
+        self._runners.append(runner)
+        await web.SockSite(runner, sock, backlog=1024).start()
 
     async def stop_servers(self) -> None:
-        for runner in self._runners:
-            await runner.cleanup()
-        self._runners.clear()
+        runners, self._runners = self._runners, []
+        await asyncio.gather(*(runner.cleanup() for runner in runners), return_exceptions=True)
+        if self._upstream_client is not None:
+            client, self._upstream_client = self._upstream_client, None
+            await client.aclose()
+
+    async def serve(
+        self, *, until: asyncio.Event | None = None, on_ready: Callable[[LocalSubnet], None] | None = None
+    ) -> None:
+        """Run the miners in the current event loop until `until` is set (or
+        forever); `on_ready` is called once every miner listens."""
+        await self.start_servers()
+        try:
+            if on_ready is not None:
+                on_ready(self)
+            await (until or asyncio.Event()).wait()
+        finally:
+            await self.stop_servers()
 
     def start(self) -> LocalSubnet:
         """Serve every miner from one background thread; returns once all listen."""
+        if self._thread is not None:
+            raise RuntimeError("this local subnet is already running")
         ready = threading.Event()
         failure: list[BaseException] = []
 
-        def run() -> None:
-            try:
-                import uvloop
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stopping = asyncio.Event()
+            await self.serve(until=self._stopping, on_ready=lambda _: ready.set())
 
-                loop = uvloop.new_event_loop()
-            except ImportError:
-                loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
+        def thread_main() -> None:
             try:
-                loop.run_until_complete(self.start_servers())
+                with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                    runner.run(run())
             except BaseException as exc:
                 failure.append(exc)
+            finally:
                 ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self.stop_servers())
-            loop.close()
 
-        self._thread = threading.Thread(target=run, name="localnet", daemon=True)
+        self._thread = threading.Thread(target=thread_main, name="localnet", daemon=True)
         self._thread.start()
-        ready.wait(30)
+        if not ready.wait(START_TIMEOUT):
+            self.stop()
+            raise TimeoutError(f"the local subnet did not start within {START_TIMEOUT:g}s")
         if failure:
+            self._thread.join()
+            self._thread = self._loop = self._stopping = None
             raise failure[0]
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=30)
-        self._loop = self._thread = None
+        """Stop every miner (in-flight answers are cut) and join the thread."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(stopping.set)
+        thread.join(timeout=START_TIMEOUT)
+        if thread.is_alive():
+            log.warning("the local subnet's thread did not stop within %gs", START_TIMEOUT)
+        self._thread = self._loop = self._stopping = None
 
     def __enter__(self) -> LocalSubnet:
         return self.start()
@@ -340,26 +508,35 @@ class LocalSubnet:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # --- control -------------------------------------------------------------
+    # --- control --------------------------------------------------------------
+
+    def miner(self, uid: int) -> Miner:
+        if not 0 <= uid < len(self.miners):
+            raise ValueError(f"no miner with uid {uid} (the subnet has {len(self.miners)})")
+        return self.miners[uid]
 
     def set_behaviour(self, uids: int | Iterable[int], **changes: Any) -> None:
         """Change how the given miners behave from their next request on."""
-        for uid in [uids] if isinstance(uids, int) else uids:
-            miner = self.miners[uid]
-            miner.behaviour = replace(miner.behaviour, **changes)
+        targets = [self.miner(uid) for uid in ([uids] if isinstance(uids, int) else uids)]
+        with self._control:
+            # Build every new behaviour first, so a bad change alters none of them.
+            updated = [replace(miner.behaviour, **changes) for miner in targets]
+            for miner, behaviour in zip(targets, updated, strict=True):
+                miner.behaviour = behaviour
 
     def reset(self) -> None:
-        """Every miner back to the subnet's default behaviour, history cleared."""
-        for miner in self.miners:
-            miner.behaviour = replace(self.default_behaviour)
-            miner.forget()
+        """Every miner back to the subnet's default behaviour, histories cleared."""
+        with self._control:
+            for miner in self.miners:
+                miner.behaviour = replace(self.behaviour)
+                miner.forget()
 
     def snapshot(self) -> dict[str, Any]:
         """The metagraph snapshot (DESIGN §6) the endpoint loads."""
         return {
             "network": "local",
             "netuid": self.netuid,
-            "block": int(time.time() // 12),
+            "block": int(time.time() // 12),  # a chain makes a block every 12 s
             "neurons": [
                 {
                     "uid": m.uid,
@@ -377,9 +554,16 @@ class LocalSubnet:
         }
 
     def write_snapshot(self, path: str | Path) -> Path:
+        """Write the snapshot atomically (a reader never sees half a file); returns its absolute path."""
         target = Path(path).resolve()
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(target.suffix + f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(self.snapshot(), indent=2))
-        partial.replace(target)  # atomic: a reader never sees half a file
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(orjson.dumps(self.snapshot(), option=orjson.OPT_INDENT_2))
+            os.chmod(partial, 0o644)  # mkstemp makes it private; the endpoint may run as another user
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
         return target

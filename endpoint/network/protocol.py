@@ -212,3 +212,134 @@ async def query_miner(
     if not result.ok:
         log.info("miner uid=%s failed in %.0f ms: %s", neuron.uid, result.response_ms, result.error)
     return result
+
+
+# --- streaming ------------------------------------------------------------------
+
+
+@dataclass
+class MinerStream:
+    """A miner's answer arriving as chat.completion.chunk dicts.
+
+    ``opening`` holds the chunks read up to and including the first one with
+    content; ``rest`` yields the remainder. ``close()`` ends the connection.
+    """
+
+    uid: int
+    hotkey: str
+    opening: list[dict[str, Any]]
+    rest: Any  # async iterator of chunk dicts
+    response_ms: float
+    close: Any  # async callable
+
+    @property
+    def content(self) -> str:
+        return "".join(delta_text(c) for c in self.opening)
+
+
+def delta_text(chunk: dict[str, Any]) -> str:
+    try:
+        text = chunk["choices"][0].get("delta", {}).get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    return text if isinstance(text, str) else ""
+
+
+async def _sse_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: float):
+    """Chunk dicts from an SSE body; a plain JSON completion becomes one chunk."""
+    if resp.content_type == "application/json":
+        answer = orjson.loads(await _read_capped(resp, cap))
+        content = _content_of(answer)
+        yield {"choices": [{"index": 0, "delta": {"role": "assistant", "content": content}, "finish_reason": None}]}
+        yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        return
+    size = 0
+    while True:
+        async with asyncio.timeout(idle_timeout):
+            line = await resp.content.readline()
+        if not line:
+            return
+        size += len(line)
+        if size > cap:
+            raise MinerFailure(f"miner answer is larger than {cap // 1024} KiB", resp.status)
+        line = line.strip()
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise MinerFailure("miner streamed invalid JSON", resp.status) from None
+        if isinstance(chunk, dict):
+            yield chunk
+
+
+async def open_miner_stream(
+    neuron: NeuronInfo,
+    payload: bytes,
+    *,
+    keypair: Any,
+    path: str,
+    timeout: float,
+    allow_private: bool,
+) -> MinerStream:
+    """Start a streamed answer and read it up to its first content.
+
+    Raises MinerFailure (with a short text) if the miner fails before any
+    content, or gives none within ``timeout``.
+    """
+    started = time.perf_counter()
+    url = check_axon(neuron.axon, allow_private=allow_private) if neuron.active else None
+    if url is None:
+        raise MinerFailure("miner is not active on the subnet")
+    headers = http_auth.sign(keypair, method="POST", path=path, body=payload, receiver_ss58=neuron.hotkey)
+    headers["Content-Type"] = "application/json"
+    cap = settings.MAX_MINER_RESPONSE_BYTES
+    request_timeout = aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT, timeout))
+    resp: aiohttp.ClientResponse | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            resp = await shared_session().post(
+                url + path, data=payload, headers=headers, timeout=request_timeout, allow_redirects=False
+            )
+            if resp.status >= 300:
+                body = await _read_capped(resp, cap)
+                detail = _error_text(body)
+                raise MinerFailure(
+                    f"miner answered HTTP {resp.status}" + (f": {detail}" if detail else ""), resp.status
+                )
+            chunks = _sse_chunks(resp, cap, idle_timeout=timeout)
+            opening: list[dict[str, Any]] = []
+            async for chunk in chunks:
+                opening.append(chunk)
+                if delta_text(chunk):
+                    break
+            else:
+                raise MinerFailure("miner answered with empty content", resp.status)
+    except MinerFailure:
+        if resp is not None:
+            resp.close()
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        if resp is not None:
+            resp.close()
+        raise MinerFailure(_describe(exc, timeout)) from None
+    except BaseException:
+        if resp is not None:
+            resp.close()
+        raise
+
+    async def close() -> None:
+        await chunks.aclose()
+        resp.close()
+
+    return MinerStream(
+        uid=neuron.uid,
+        hotkey=neuron.hotkey,
+        opening=opening,
+        rest=chunks,
+        response_ms=(time.perf_counter() - started) * 1000,
+        close=close,
+    )

@@ -1,0 +1,159 @@
+"""The OpenAI-compatible routes: POST /v1/chat/completions and GET /v1/models.
+
+``model`` picks the strategy (``auto``, ``top_n:N``, ``uids:a,b``, ``uid:N``);
+the answer is a ``chat.completion`` (or SSE ``chat.completion.chunk``s) with an
+extra ``bittensor`` field naming the miner that answered and those that failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import orjson
+from django.http import StreamingHttpResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from rest_framework.response import Response
+
+from endpoint import errors
+from endpoint.gateway import ChatStream, GatewayCall, Prompt
+from endpoint.network.dispatch import Dispatch
+from endpoint.network.metagraph import adirectory
+from endpoint.strategies import Strategy, parse_strategy
+
+from .base import AsyncAPIView
+from .errors import openai_body
+from .serializers import parse_body
+
+TOP_N_MODELS = (1, 3, 5, 10)
+
+
+class OpenAIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's body; fields we don't use (temperature, n, max_tokens…) go to the miners."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[OpenAIMessage] = Field(min_length=1)
+    stream: StrictBool = False
+    stream_options: dict | None = None
+
+    def prompt(self) -> Prompt:
+        return Prompt(
+            messages=[m.model_dump(exclude_none=True) for m in self.messages],
+            strategy=strategy_for_model(self.model),
+            extra=dict(self.model_extra or {}),
+        )
+
+
+def strategy_for_model(model: str) -> Strategy | None:
+    if model.strip().lower() == "auto":
+        return None
+    try:
+        strategy = parse_strategy(model)
+    except ValueError:
+        strategy = None
+    if strategy is None:
+        raise errors.ModelNotFound(f"The model {model!r} does not exist. {errors.ModelNotFound.detail}")
+    return strategy
+
+
+def _choices(outcome: Dispatch) -> list[dict[str, Any]]:
+    winner = outcome.successes[0]
+    raw = (winner.answer or {}).get("choices")
+    choices = []
+    for i, choice in enumerate(raw if isinstance(raw, list) else []):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            finish = choice.get("finish_reason") or "stop"
+            choices.append(
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": message["content"]},
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            )
+    return choices or [
+        {"index": 0, "message": {"role": "assistant", "content": winner.content}, "finish_reason": "stop"}
+    ]
+
+
+def completion_json(call: GatewayCall, model: str, outcome: Dispatch) -> dict[str, Any]:
+    winner = outcome.successes[0]
+    body: dict[str, Any] = {
+        "id": f"chatcmpl-{call.log.id.hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": _choices(outcome),
+        "bittensor": {
+            "uid": winner.uid,
+            "hotkey": winner.hotkey,
+            "response_ms": round(winner.response_ms, 1),
+            "failed": outcome.seed_json()["failed_responses"],
+        },
+    }
+    usage = (winner.answer or {}).get("usage")
+    if isinstance(usage, dict):
+        body["usage"] = usage
+    return body
+
+
+async def sse_events(call: GatewayCall, model: str, stream: ChatStream) -> AsyncIterator[bytes]:
+    completion_id, created = f"chatcmpl-{call.log.id.hex}", int(time.time())
+    first = True
+    async for chunk in stream.chunks():
+        event = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": chunk.get("choices") or [],
+        }
+        if first:
+            failed = [r.seed_failure(i) for i, r in enumerate(stream.race.failures)]
+            event["bittensor"] = {"uid": stream.winner.uid, "hotkey": stream.winner.hotkey, "failed": failed}
+            first = False
+        yield b"data: " + orjson.dumps(event) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+class ChatCompletionsView(AsyncAPIView):
+    error_body = staticmethod(openai_body)
+
+    async def post(self, request):
+        async with GatewayCall(request, route="/v1/chat/completions") as call:
+            key = await call.authenticate(request.headers.get("Authorization"))
+            body = parse_body(ChatCompletionRequest, request)
+            if not body.stream:
+                outcome = await call.answer(key, body.prompt())
+                return Response(completion_json(call, body.model, outcome))
+            stream = await call.open_stream(key, body.prompt())
+            call.hand_off()
+            response = StreamingHttpResponse(sse_events(call, body.model, stream), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
+
+
+class ModelsView(AsyncAPIView):
+    error_body = staticmethod(openai_body)
+
+    async def get(self, request):
+        async with GatewayCall(request, route="/v1/models") as call:
+            await call.authenticate(request.headers.get("Authorization"))
+            directory = await adirectory()
+            created = int(directory.synced_at.timestamp()) if directory.synced_at else 0
+            ids = ["auto", *(f"top_n:{n}" for n in TOP_N_MODELS)]
+            ids += [f"uid:{n.uid}" for n in sorted(directory.ranked, key=lambda n: n.uid)]
+            data = [{"id": i, "object": "model", "created": created, "owned_by": "bittensor"} for i in ids]
+            return Response({"object": "list", "data": data})
