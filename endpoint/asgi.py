@@ -9,11 +9,14 @@ routes go through a handler with an empty middleware chain. Same project,
 same URLconf, same views.
 """
 
+import asyncio
 import os
 
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "endpoint.settings")
 
@@ -21,6 +24,51 @@ site = get_asgi_application()
 
 
 class GatewayASGIHandler(ASGIHandler):
+    """Django's ASGI handler without what the gateway routes don't use.
+
+    No middleware chain, and no request_started / request_finished signals:
+    their receivers (closing the request thread's DB connection, resetting
+    the debug query log) have nothing to do here, since gateway DB work runs
+    on endpoint.db's own threads; sending them costs two thread hops, into a
+    thread created for each request.
+    """
+
+    async def __call__(self, scope, receive, send):
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send):
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                await self.send_response(error_response, send)
+                return
+            await self._respond_unless_disconnected(request, receive, send)
+        finally:
+            body_file.close()
+
+    async def _respond_unless_disconnected(self, request, receive, send) -> None:
+        async def respond() -> None:
+            response = await self.run_get_response(request)
+            await self.send_response(response, send)
+
+        watcher = asyncio.create_task(self.listen_for_disconnect(receive))
+        responder = asyncio.create_task(respond())
+        try:
+            await asyncio.wait([watcher, responder], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # A client that went away cancels the view (and its miner calls).
+            for task in (watcher, responder):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(watcher, responder, return_exceptions=True)
+        if not responder.cancelled() and responder.exception() is not None:
+            raise responder.exception()
+
     def load_middleware(self, is_async=False):
         self._view_middleware = []
         self._template_response_middleware = []

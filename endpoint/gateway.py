@@ -31,9 +31,10 @@ from endpoint.network.dispatch import (
 from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
 from endpoint.network.protocol import MinerFailure, MinerResult, MinerStream, delta_text
 from endpoint.network.wallet import validator_hotkey
+from endpoint.ratelimits import RateState, check_rate_limits, rules_for
 from endpoint.strategies import DEFAULT, Strategy, parse_strategy
 from keys.models import ApiKey
-from keys.services import Reservation, authenticate_key, parse_bearer, reserve_credits, settle_credits
+from keys.services import Reservation, aauthenticate_key, areserve_credits, parse_bearer, settle_credits
 from logs.services import MinerLog, RequestLog, record_request
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class GatewayCall:
         self.started = time.perf_counter()
         self.handed_off = False
         self.settling: asyncio.Future | None = None
+        self.rate_state: RateState | None = None
         self.log = RequestLog(route=route, started_at=timezone.now(), client_ip=request.META.get("REMOTE_ADDR"))
 
     async def __aenter__(self) -> GatewayCall:
@@ -121,9 +123,15 @@ class GatewayCall:
             log.exception("could not write the request log %s", self.log.id)
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
-        key = await run_db(authenticate_key, parse_bearer(authorization))
+        """The caller's key, counted against its rate limits (429 before anything is held or sent)."""
+        key = await aauthenticate_key(parse_bearer(authorization))
         self.log.key_id, self.log.user_id = key.pk, key.owner_id
+        rules = rules_for(key.rate_limits, await aruntime_config())
+        self.rate_state = await check_rate_limits(f"key:{key.pk}", rules)
         return key
+
+    def response_headers(self) -> dict[str, str]:
+        return self.rate_state.headers() if self.rate_state else {}
 
     async def plan(self, key: ApiKey, prompt: Prompt) -> Plan:
         self.log.messages = prompt.messages
@@ -160,7 +168,7 @@ class GatewayCall:
     async def answer(self, key: ApiKey, prompt: Prompt) -> Dispatch:
         plan = await self.plan(key, prompt)
         cost = plan.config.cost_per_answer
-        reservation = await run_db(reserve_credits, key, cost * worst_case_answers(plan.neurons, plan.options))
+        reservation = await areserve_credits(key, cost * worst_case_answers(plan.neurons, plan.options))
         outcome = Dispatch()
         try:
             outcome = await dispatch(plan.neurons, prompt.payload(), plan.options, **plan.miner_kwargs)
@@ -175,7 +183,7 @@ class GatewayCall:
         """Race the miners to a first content chunk; 502 if none gets there."""
         plan = await self.plan(key, prompt)
         cost = plan.config.cost_per_answer
-        reservation = await run_db(reserve_credits, key, cost)
+        reservation = await areserve_credits(key, cost)
         race = StreamRace()
         try:
             race = await race_streams(plan.neurons, prompt.payload(stream=True), plan.options, **plan.miner_kwargs)

@@ -120,6 +120,9 @@ OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1"
 MODERATION_TIMEOUT_SECONDS = env.float("MODERATION_TIMEOUT_SECONDS", default=3.0)
 # How long a process trusts its in-memory copy of config and the metagraph.
 CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
+AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=5.0)
+# Redis down: serve requests without limits (False) or refuse them with 503 (True).
+RATE_LIMIT_FAIL_CLOSED = env.bool("RATE_LIMIT_FAIL_CLOSED", default=False)
 METAGRAPH_CACHE_SECONDS = env.float("METAGRAPH_CACHE_SECONDS", default=10.0)
 
 LOGGING = {

@@ -7,13 +7,16 @@ read-modify-write in Python, so concurrent requests can't overspend a key.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from endpoint import errors
+from endpoint.db import run_db
 from endpoint.strategies import normalize_strategy
 
 from .models import KEY_PREFIX, PREFIX_LENGTH, ApiKey, hash_secret
@@ -114,11 +117,7 @@ def authenticate_key(raw_key: str) -> ApiKey:
     key = ApiKey.objects.filter(secret_hash=hash_secret(raw_key)).first()
     if key is None:
         raise errors.APIKeyInvalid()
-    if not key.enabled:
-        raise errors.APIKeyDisabled()
-    if key.is_expired:
-        raise errors.APIKeyExpired()
-    return key
+    return _usable(key)
 
 
 # --- credits ----------------------------------------------------------------
@@ -170,3 +169,48 @@ def do_add_credits(key: ApiKey, amount: int) -> ApiKey:
         raise KeyInputError("the key does not have that many credits")
     key.refresh_from_db(fields=["credits"])
     return key
+
+
+# --- the hot path -----------------------------------------------------------------
+# Authentication is served from a short-lived in-process cache: a key lookup
+# costs a DB round trip plus a thread hop, on every call. Saving or deleting a
+# key clears this process's cache at once; other processes see the change
+# within AUTH_CACHE_SECONDS. Credits are never cached: reservations always go
+# to the database.
+
+_auth_cache: dict[str, tuple[float, ApiKey]] = {}
+_AUTH_CACHE_MAX = 10_000
+
+
+def _usable(key: ApiKey) -> ApiKey:
+    if not key.enabled:
+        raise errors.APIKeyDisabled()
+    if key.is_expired:
+        raise errors.APIKeyExpired()
+    return key
+
+
+async def aauthenticate_key(raw_key: str) -> ApiKey:
+    """``authenticate_key`` for async code, answered from the cache when fresh."""
+    digest = hash_secret(raw_key)
+    hit = _auth_cache.get(digest)
+    if hit is not None and time.monotonic() - hit[0] < settings.AUTH_CACHE_SECONDS:
+        return _usable(hit[1])
+    key = await run_db(lambda: ApiKey.objects.filter(secret_hash=digest).first())
+    if key is None:
+        raise errors.APIKeyInvalid()
+    if len(_auth_cache) >= _AUTH_CACHE_MAX:
+        _auth_cache.clear()
+    _auth_cache[digest] = (time.monotonic(), key)
+    return _usable(key)
+
+
+def forget_authenticated_keys(**_: object) -> None:
+    _auth_cache.clear()
+
+
+async def areserve_credits(key: ApiKey, n: int) -> Reservation:
+    """``reserve_credits`` for async code; unlimited keys need no round trip."""
+    if key.credits is None or n <= 0:
+        return Reservation(key_id=key.pk, held=0)
+    return await run_db(reserve_credits, key, n)

@@ -58,3 +58,18 @@ def _fresh_runtime_state():
     forget_runtime_config()
     yield
     forget_runtime_config()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_rate_limit_counters():
+    """Key ids restart with every test database; counters in Redis would not."""
+    if not settings.REDIS_URL:
+        return
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1)
+        for name in client.scan_iter("ratelimit:*", count=500):
+            client.delete(name)
+    except redis.RedisError:
+        pass  # tests that need Redis say so themselves

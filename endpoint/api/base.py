@@ -10,11 +10,26 @@ from __future__ import annotations
 
 from rest_framework.views import APIView
 
+from endpoint.gateway import GatewayCall
+
 
 class AsyncAPIView(APIView):
     authentication_classes: tuple = ()
     permission_classes: tuple = ()
     throttle_classes: tuple = ()
+    gateway_call: GatewayCall | None = None
+
+    def start_call(self, request, route: str) -> GatewayCall:
+        self.gateway_call = GatewayCall(request, route)
+        return self.gateway_call
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # Rate-limit headers on every answer, errors and streams included.
+        if self.gateway_call is not None:
+            for name, value in self.gateway_call.response_headers().items():
+                response.setdefault(name, value)
+        return response
 
     async def dispatch(self, request, *args, **kwargs):
         self.args, self.kwargs = args, kwargs

@@ -5,7 +5,6 @@ from __future__ import annotations
 from rest_framework.response import Response
 
 from endpoint import errors
-from endpoint.gateway import GatewayCall
 
 from .base import AsyncAPIView
 from .errors import seed_body
@@ -26,7 +25,7 @@ class ChatView(AsyncAPIView):
     error_body = staticmethod(seed_body)
 
     async def post(self, request):
-        async with GatewayCall(request, route="/chat") as call:
+        async with self.start_call(request, route="/chat") as call:
             check_endpoint_version(request)
             key = await call.authenticate(request.headers.get("Authorization"))
             body = parse_body(ChatRequest, request)

@@ -131,7 +131,7 @@ class ChatCompletionsView(AsyncAPIView):
     error_body = staticmethod(openai_body)
 
     async def post(self, request):
-        async with GatewayCall(request, route="/v1/chat/completions") as call:
+        async with self.start_call(request, route="/v1/chat/completions") as call:
             key = await call.authenticate(request.headers.get("Authorization"))
             body = parse_body(ChatCompletionRequest, request)
             if not body.stream:
@@ -149,7 +149,7 @@ class ModelsView(AsyncAPIView):
     error_body = staticmethod(openai_body)
 
     async def get(self, request):
-        async with GatewayCall(request, route="/v1/models") as call:
+        async with self.start_call(request, route="/v1/models") as call:
             await call.authenticate(request.headers.get("Authorization"))
             directory = await adirectory()
             created = int(directory.synced_at.timestamp()) if directory.synced_at else 0
