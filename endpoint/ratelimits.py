@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 
 Rule = tuple[int, int]  # (times, seconds)
 
-# A dead Redis must cost a request a fraction of a second, never hang it.
-SOCKET_TIMEOUT = 0.25
 OUTAGE_LOG_INTERVAL = 60.0
 KEY_NAMESPACE = "ratelimit"
 # What a down, restarting or overloaded Redis raises (TimeoutError is an OSError).
@@ -221,8 +219,9 @@ def _connection(url: str) -> _Connection:
     if conn is None:
         client = aioredis.Redis.from_url(
             url,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            socket_timeout=SOCKET_TIMEOUT,
+            # A dead Redis must cost a request at most this, never hang it.
+            socket_connect_timeout=settings.RATE_LIMIT_REDIS_TIMEOUT,
+            socket_timeout=settings.RATE_LIMIT_REDIS_TIMEOUT,
             # One immediate retry repairs a connection Redis dropped (a restart);
             # never on a timeout, when the script may already have counted.
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),

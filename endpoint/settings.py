@@ -123,6 +123,8 @@ CONFIG_CACHE_SECONDS = env.float("CONFIG_CACHE_SECONDS", default=5.0)
 AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=5.0)
 # Redis down: serve requests without limits (False) or refuse them with 503 (True).
 RATE_LIMIT_FAIL_CLOSED = env.bool("RATE_LIMIT_FAIL_CLOSED", default=False)
+# Longest a rate-limit check waits on Redis before the fail-open/closed rule applies.
+RATE_LIMIT_REDIS_TIMEOUT = env.float("RATE_LIMIT_REDIS_TIMEOUT", default=1.0)
 METAGRAPH_CACHE_SECONDS = env.float("METAGRAPH_CACHE_SECONDS", default=10.0)
 
 LOGGING = {

@@ -3,47 +3,13 @@ hotkey mnemonic that is never shown or stored in plaintext."""
 
 from __future__ import annotations
 
-import io
-import os
-import subprocess
-import sys
-from pathlib import Path
-from urllib.parse import quote
-
 import pytest
 from bittensor.sp_core import Keypair
-from django.core.management import call_command
 from django.db import connection
 from django.forms.models import model_to_dict
 
 from endpoint.models import EndpointConfig
-
-BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def manage(*args: str) -> tuple[int, str, str]:
-    """Run a command in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return exit_.code, out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
-
-
-def manage_py(*args: str) -> subprocess.CompletedProcess:
-    """`python manage.py …` against the test database (needs committed data)."""
-    db = connection.settings_dict
-    url = f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    command, *rest = args
-    return subprocess.run(
-        [sys.executable, "manage.py", command, "--skip-checks", *rest],
-        cwd=BASE_DIR,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.commands import manage, manage_py
 
 
 def config_row() -> dict:

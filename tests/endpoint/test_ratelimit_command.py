@@ -3,25 +3,13 @@ switching limits on and off, and bad input that changes nothing."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
 
 from endpoint.config import runtime_config
 from endpoint.models import EndpointConfig
 from endpoint.ratelimits import rules_for
+from tests.commands import manage
 from tests.factories import ApiKeyFactory
-
-
-def manage(*args: str) -> tuple[int, str, str]:
-    """Run a command in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return exit_.code, out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 def global_rules() -> list[dict]:

@@ -2,53 +2,17 @@
 
 from __future__ import annotations
 
-import io
-import os
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
 from keys.models import PREFIX_LENGTH, ApiKey
+from tests.commands import manage, manage_py
 from tests.factories import ApiKeyFactory
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 RAW_KEY = re.compile(r"vep_[A-Za-z0-9_-]{20,}")
-
-
-def manage(*args: str) -> tuple[int, str, str]:
-    """Run a command in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return exit_.code, out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
-
-
-def manage_py(*args: str) -> subprocess.CompletedProcess:
-    """Run `python manage.py …` against the test database, as a shell would.
-
-    Needs committed data (the `postgres` fixture). System checks are skipped:
-    they have their own tests and would only slow every call down.
-    """
-    db = connection.settings_dict
-    url = f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    command, *rest = args
-    return subprocess.run(
-        [sys.executable, "manage.py", command, "--skip-checks", *rest],
-        cwd=BASE_DIR,
-        env={**os.environ, "DATABASE_URL": url},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def keys_in_db() -> list[dict]:

@@ -3,26 +3,16 @@ asks (by key, by the miner that answered, by time, by count)."""
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.management import call_command
 
 from logs.queries import filter_requests
+from tests.commands import manage
 from tests.factories import ApiKeyFactory, MinerResponseFactory, RequestLogFactory
 
 HOTKEY_A = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
 HOTKEY_B = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty"
-
-
-def manage(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-    except SystemExit as exit_:
-        return exit_.code, out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 def logged(prompt: str, *, at: datetime, key=None, answered_by: str | None = None, failed_by: str | None = None):
