@@ -126,6 +126,8 @@ RATE_LIMIT_FAIL_CLOSED = env.bool("RATE_LIMIT_FAIL_CLOSED", default=False)
 # Longest a rate-limit check waits on Redis before the fail-open/closed rule applies.
 RATE_LIMIT_REDIS_TIMEOUT = env.float("RATE_LIMIT_REDIS_TIMEOUT", default=1.0)
 METAGRAPH_CACHE_SECONDS = env.float("METAGRAPH_CACHE_SECONDS", default=10.0)
+# /health/ready fails when the metagraph is older than this.
+METAGRAPH_MAX_AGE_SECONDS = env.int("METAGRAPH_MAX_AGE_SECONDS", default=3600)
 
 LOGGING = {
     "version": 1,

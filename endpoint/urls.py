@@ -8,5 +8,6 @@ urlpatterns = [
     path("v1/chat/completions", completions.ChatCompletionsView.as_view(), name="chat-completions"),
     path("v1/models", completions.ModelsView.as_view(), name="models"),
     path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
     path("admin/", admin.site.urls),
 ]

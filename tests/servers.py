@@ -1,0 +1,74 @@
+"""Real server processes for tests and benchmarks: uvicorn on a free port,
+and a local subnet in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_env() -> dict[str, str]:
+    """The environment of this process, pointed at the test database."""
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+
+
+def start_server(
+    env: dict[str, str], *, workers: int = 1, wait_for: str = "/health/live"
+) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "uvicorn", "endpoint.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        "--workers", str(workers),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(base + wait_for, timeout=2)
+            return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def start_localnet(n: int, tmp_path: Path, *, latency: float = 0.0) -> tuple[subprocess.Popen, dict]:
+    """Miners in their own process, so they don't share a GIL with the load generator."""
+    out = tmp_path / "metagraph.json"
+    cmd = [sys.executable, "manage.py", "localnet", "--miners", str(n), "--port", "0", "--out", str(out)]
+    proc = subprocess.Popen([*cmd, "--latency", str(latency)], cwd=ROOT, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not out.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("localnet did not start")
+        time.sleep(0.05)
+    return proc, json.loads(out.read_text())
