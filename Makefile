@@ -13,7 +13,7 @@ LOCAL_PG := postgres://postgres@127.0.0.1:5432/validator_endpoint
 LOCAL_REDIS := redis://127.0.0.1:6379/0
 SERVICES_ENV = $(shell $(PYTHON) bin/local_services.py "$(LOCAL_PG)" "$(LOCAL_REDIS)" 2>/dev/null)
 
-.PHONY: install run test bench lint format
+.PHONY: install browser run test bench lint format
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,16 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install lint
+test: install lint browser
 	$(SERVICES_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(SERVICES_ENV) $(PY) -m pytest
+
+# The page tests drive Debian's chromium (Playwright's own download doesn't work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the page tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }
 
 bench: install
 	$(SERVICES_ENV) $(PY) -m pytest tests/bench -s -p no:cacheprovider

@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",  # admin tokens for /api/admin/ scripts (staff only)
+    "django_filters",
     "endpoint",
     "keys",
     "logs",

@@ -12,6 +12,8 @@ from django.db import connection
 
 from endpoint.db import close_db_threads
 
+pytest_plugins = ["tests.network_fixtures", "tests.browser"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

@@ -1,0 +1,28 @@
+"""An operator signs in to the admin in a real browser."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_staff_signs_in_and_sees_the_admin(page, live_server_url):
+    get_user_model().objects.create_superuser("operator", "op@example.com", "correct horse battery")
+    page.goto(live_server_url + "/admin/")
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Password").fill("correct horse battery")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(live_server_url + "/admin/")
+    assert "Site administration" in page.title()
+
+
+def test_wrong_password_is_refused_in_the_page(page, live_server_url):
+    get_user_model().objects.create_superuser("operator", "op@example.com", "correct horse battery")
+    page.goto(live_server_url + "/admin/login/")
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Log in").click()
+    assert page.locator(".errornote").is_visible()
+    assert "/admin/login/" in page.url
