@@ -125,10 +125,16 @@ class GatewayCall:
     async def authenticate(self, authorization: str | None) -> ApiKey:
         """The caller's key, counted against its rate limits (429 before anything is held or sent)."""
         key = await aauthenticate_key(parse_bearer(authorization))
+        await self.admit(key)
+        return key
+
+    async def admit(self, key: ApiKey, counter: str | None = None) -> None:
+        """Count the call against the key's rules (or the global ones). The
+        browser chat passes ``counter="user:<id>"`` so a user's limit is theirs
+        whatever key pays for it."""
         self.log.key_id, self.log.user_id = key.pk, key.owner_id
         rules = rules_for(key.rate_limits, await aruntime_config())
-        self.rate_state = await check_rate_limits(f"key:{key.pk}", rules)
-        return key
+        self.rate_state = await check_rate_limits(counter or f"key:{key.pk}", rules)
 
     def response_headers(self) -> dict[str, str]:
         return self.rate_state.headers() if self.rate_state else {}
