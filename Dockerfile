@@ -6,5 +6,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY --chown=app:app . .
 USER app
+# Hashed, compressed static files are part of the image; `start --no-collectstatic` serves them.
+RUN python manage.py collectstatic --noinput -v0
 EXPOSE 8000
-CMD ["python", "-m", "uvicorn", "endpoint.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--loop", "uvloop", "--http", "httptools"]
+CMD ["python", "manage.py", "start", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--no-collectstatic"]

@@ -1,4 +1,20 @@
+import threading
+
 from django.apps import AppConfig
+from django.core.signals import request_finished
+from django.db import connections
+
+
+def close_page_connections(**kwargs) -> None:
+    """Pages (admin, accounts, chat) run their sync code under ASGI on a thread
+    made for the request; a persistent connection left there would outlive
+    the thread, open, until garbage collection. The gateway's DB threads
+    (endpoint/db.py) keep theirs: they send no request signals."""
+    if threading.current_thread().name.startswith("db"):
+        return
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:  # a test's transaction, or a caller's
+            connection.close()
 
 
 class EndpointConfig(AppConfig):
@@ -7,3 +23,5 @@ class EndpointConfig(AppConfig):
 
     def ready(self) -> None:
         from . import config  # noqa: F401  (connects the config-saved signal)
+
+        request_finished.connect(close_page_connections, dispatch_uid="endpoint.close_page_connections")

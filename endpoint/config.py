@@ -104,6 +104,8 @@ FIELDS: dict[str, Callable[[str], Any]] = {
     "miner_path": _text,
     "cost_per_answer": _int(0),
     "default_strategy": _strategy,
+    "metagraph_sync_seconds": _int(10),
+    "log_retention_days": _int(0),
 }
 SECRETS = ("hotkey_mnemonic", "openai_api_key")
 

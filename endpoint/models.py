@@ -61,6 +61,12 @@ class EndpointConfig(models.Model):
     miner_path = models.CharField(max_length=200, default="/v1/chat/completions")
     cost_per_answer = models.PositiveIntegerField(default=1)
     default_strategy = models.CharField(max_length=200, blank=True, help_text=STRATEGY_HELP)
+    metagraph_sync_seconds = models.PositiveIntegerField(
+        default=300, help_text="How often Celery beat syncs the metagraph, in seconds."
+    )
+    log_retention_days = models.PositiveIntegerField(
+        default=90, help_text="Request logs older than this many days are purged; 0 keeps them forever."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -85,6 +91,8 @@ class EndpointConfig(models.Model):
             "metagraph_source": "file" if settings.BT_METAGRAPH_FILE or settings.BT_NETWORK == "local" else "chain",
             "metagraph_file": settings.BT_METAGRAPH_FILE,
             "openai_base_url": settings.OPENAI_BASE_URL,
+            "metagraph_sync_seconds": settings.METAGRAPH_SYNC_SECONDS,
+            "log_retention_days": settings.LOG_RETENTION_DAYS,
         }
         if settings.OPENAI_API_KEY:
             defaults["openai_api_key_encrypted"] = encryption.encrypt(settings.OPENAI_API_KEY)

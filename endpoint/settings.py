@@ -5,6 +5,7 @@ eager Celery). The rest of the code reads ``settings.X``."""
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -14,7 +15,13 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me-validator-endpoint")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+# A laptop (DEBUG on) answers on loopback names; a deployment must say which
+# host names it answers to, or it refuses to start.
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must be set when DEBUG is off, e.g. ALLOWED_HOSTS=api.example.com (comma-separated)"
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -24,22 +31,33 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "rest_framework.authtoken",  # admin tokens for /api/admin/ scripts (staff only)
     "django_filters",
     "endpoint",
     "keys",
     "logs",
     "chat",
+    # Browser accounts (issue 8): email + password, and Google/GitHub when configured below.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.github",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "chat.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "endpoint.urls"
@@ -94,7 +112,27 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+# Served by whitenoise: hashed names (cached forever) and gzip/brotli copies,
+# written by collectstatic (`manage.py start` runs it). Until then pages link
+# the plain names, so tests and a fresh checkout work (endpoint.staticfiles).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "endpoint.staticfiles.CompressedHashedStaticFilesStorage"},
+}
+
+# Production (DEBUG off): HTTPS only, each switchable for a TLS-terminating proxy
+# or a plain-HTTP test deployment.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and scrapers speak plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # Request bodies above this size answer 413 (DESIGN §8).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
@@ -106,6 +144,27 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI: every DRF view is listed (the gateway routes describe themselves in
+# endpoint.api.schema; plain Django views such as /health/* are added by its hook).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Validator Endpoint API",
+    "DESCRIPTION": "Prompt a Bittensor subnet through a validator: seed-compatible /chat and OpenAI-compatible /v1.",
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "endpoint.api.schema.add_plain_views",
+    ],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"BearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key: vep_…"}}
+    },
 }
 
 # Bittensor side. These seed the EndpointConfig row on first use; after that
@@ -131,17 +190,97 @@ METAGRAPH_CACHE_SECONDS = env.float("METAGRAPH_CACHE_SECONDS", default=10.0)
 # /health/ready fails when the metagraph is older than this.
 METAGRAPH_MAX_AGE_SECONDS = env.int("METAGRAPH_MAX_AGE_SECONDS", default=3600)
 
+# Live miner statistics and the best:N strategy (endpoint/network/routing.py).
+MINER_STATS_ALPHA = env.float("MINER_STATS_ALPHA", default=0.1)  # weight of the newest call
+MINER_STATS_REFRESH_SECONDS = env.float("MINER_STATS_REFRESH_SECONDS", default=0.5)
+ROUTING_MAX_RETRIES = env.int("ROUTING_MAX_RETRIES", default=2)
+ROUTING_HEDGE = env.bool("ROUTING_HEDGE", default=True)
+ROUTING_EXPLORATION = env.float("ROUTING_EXPLORATION", default=0.05)
+ROUTING_COOLDOWN_FAILURES = env.int("ROUTING_COOLDOWN_FAILURES", default=3)
+ROUTING_COOLDOWN_SECONDS = env.float("ROUTING_COOLDOWN_SECONDS", default=30.0)
+ROUTING_COOLDOWN_MAX_SECONDS = env.float("ROUTING_COOLDOWN_MAX_SECONDS", default=300.0)
+ROUTING_FORGET_SECONDS = env.float("ROUTING_FORGET_SECONDS", default=600.0)  # half-life of a miner's record
+
+# LOG_FORMAT=json: one JSON object a line, for log shippers. API keys and
+# bearer tokens are masked in either format (endpoint.logformat).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "endpoint.logformat.JsonFormatter"},
+    },
+    "filters": {"mask_secrets": {"()": "endpoint.logformat.MaskSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["mask_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
 }
 
 # Celery beat: keep the Neuron rows (and every process's view of them) fresh.
+# METAGRAPH_SYNC_SECONDS and LOG_RETENTION_DAYS seed the config's
+# `metagraph_sync_seconds` and `log_retention_days`; beat ticks and each task
+# works only when the config (changed at runtime with `manage.py config set`)
+# says it is due, so a change needs no beat restart.
 METAGRAPH_SYNC_SECONDS = env.int("METAGRAPH_SYNC_SECONDS", default=300)
+LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=90)
+BEAT_TICK_SECONDS = env.int("BEAT_TICK_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
-    "sync-metagraph": {"task": "endpoint.sync_metagraph", "schedule": METAGRAPH_SYNC_SECONDS},
+    "sync-metagraph": {"task": "endpoint.sync_metagraph_when_due", "schedule": BEAT_TICK_SECONDS},
+    "purge-request-logs": {"task": "logs.purge_request_logs", "schedule": 3600},
 }
+
+# Prometheus (/metrics). With several server processes each writes its
+# counters to files in this directory and a scrape sums them; `manage.py
+# start --workers N` creates one. Empty: counters live in the process.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- Browser accounts and the chat pages (issue 8) ---------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",  # the admin's username login
+    "allauth.account.auth_backends.AuthenticationBackend",  # email login on /accounts/
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "chat-home"
+ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
+ACCOUNT_CONFIRM_EMAIL_ON_GET = True  # the link in the email confirms at once
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_UNIQUE_EMAIL = True
+# Failed logins: at most 10 a minute from one IP and 5 in 5 minutes for one email.
+ACCOUNT_RATE_LIMITS = {"login_failed": env.str("ACCOUNT_LOGIN_FAILED_RATE", default="10/m/ip,5/5m/key")}
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True  # a provider's verified email logs into the same account
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_LOGIN_ON_GET = False  # a social login starts with a POST (CSRF-checked)
+# Google and GitHub buttons appear only when their client id and secret are set.
+SOCIALACCOUNT_PROVIDERS: dict = {}
+for _provider in ("google", "github"):
+    _client_id = env.str(f"{_provider.upper()}_CLIENT_ID", default="")
+    _secret = env.str(f"{_provider.upper()}_CLIENT_SECRET", default="")
+    if _client_id and _secret:
+        SOCIALACCOUNT_PROVIDERS[_provider] = {"APPS": [{"client_id": _client_id, "secret": _secret}]}
+SOCIALACCOUNT_PROVIDERS.setdefault("github", {})["SCOPE"] = ["user:email"]
+
+# Email: printed to the console unless EMAIL_URL names an SMTP server
+# (smtp+tls://user:password@smtp.example.com:587).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Validator Endpoint <noreply@localhost>")
+
+# Browser sessions end after this many seconds (default a week).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=7 * 24 * 3600)
+# Credits a new chat user starts with, on the key that pays for their chat.
+CHAT_SIGNUP_CREDITS = env.int("CHAT_SIGNUP_CREDITS", default=100)
+# The chat pages need their static/ files in every run, collected or not: a
+# laptop (DEBUG) and the test suite serve them from the source folders; a
+# deployment serves what collectstatic wrote.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)

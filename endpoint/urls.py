@@ -1,7 +1,10 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from endpoint.api import chat, completions, health
+from endpoint.metrics import metrics_view
 
 urlpatterns = [
     path("chat", chat.ChatView.as_view(), name="chat"),
@@ -10,4 +13,14 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The management REST API: /api/admin/… (staff) and /api/keys/ (a user's own keys).
+    path("api/", include("endpoint.api.manage.urls")),
+    # Browser pages (issue 8): accounts, the chat and the user's own keys.
+    path("accounts/", include("allauth.urls")),
+    path("app/", include("chat.urls")),
+    path("", RedirectView.as_view(pattern_name="chat-home"), name="home"),
+    path("keys/", RedirectView.as_view(pattern_name="chat-keys")),
 ]

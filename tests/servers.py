@@ -27,7 +27,9 @@ def database_env() -> dict[str, str]:
     """The environment of this process, pointed at the test database."""
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return {**os.environ, "DATABASE_URL": url, "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    # DEBUG off as in production, but served over plain HTTP on loopback.
+    plain_http = {"ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "SECURE_COOKIES": "false"}
+    return {**plain_http, **os.environ, "DATABASE_URL": url, "DEBUG": "false", "LOG_LEVEL": "WARNING"}
 
 
 def start_server(

@@ -8,6 +8,7 @@ from endpoint import errors
 
 from .base import AsyncAPIView
 from .errors import seed_body
+from .schema import chat_schema
 from .serializers import ChatRequest, parse_body
 
 ENDPOINT_VERSIONS = ("2023-05-19",)
@@ -24,6 +25,7 @@ def check_endpoint_version(request) -> None:
 class ChatView(AsyncAPIView):
     error_body = staticmethod(seed_body)
 
+    @chat_schema
     async def post(self, request):
         async with self.start_call(request, route="/chat") as call:
             check_endpoint_version(request)

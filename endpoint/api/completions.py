@@ -1,6 +1,7 @@
 """The OpenAI-compatible routes: POST /v1/chat/completions and GET /v1/models.
 
-``model`` picks the strategy (``auto``, ``top_n:N``, ``uids:a,b``, ``uid:N``);
+``model`` picks the strategy (``auto``, ``best``/``best:N``, ``top_n:N``,
+``uids:a,b``, ``uid:N``);
 the answer is a ``chat.completion`` (or SSE ``chat.completion.chunk``s) with an
 extra ``bittensor`` field naming the miner that answered and those that failed.
 """
@@ -24,6 +25,7 @@ from endpoint.strategies import Strategy, parse_strategy
 
 from .base import AsyncAPIView
 from .errors import openai_body
+from .schema import completions_schema, models_schema
 from .serializers import parse_body
 
 TOP_N_MODELS = (1, 3, 5, 10)
@@ -130,6 +132,7 @@ async def sse_events(call: GatewayCall, model: str, stream: ChatStream) -> Async
 class ChatCompletionsView(AsyncAPIView):
     error_body = staticmethod(openai_body)
 
+    @completions_schema
     async def post(self, request):
         async with self.start_call(request, route="/v1/chat/completions") as call:
             key = await call.authenticate(request.headers.get("Authorization"))
@@ -148,12 +151,13 @@ class ChatCompletionsView(AsyncAPIView):
 class ModelsView(AsyncAPIView):
     error_body = staticmethod(openai_body)
 
+    @models_schema
     async def get(self, request):
         async with self.start_call(request, route="/v1/models") as call:
             await call.authenticate(request.headers.get("Authorization"))
             directory = await adirectory()
             created = int(directory.synced_at.timestamp()) if directory.synced_at else 0
-            ids = ["auto", *(f"top_n:{n}" for n in TOP_N_MODELS)]
+            ids = ["auto", "best", *(f"best:{n}" for n in TOP_N_MODELS[1:]), *(f"top_n:{n}" for n in TOP_N_MODELS)]
             ids += [f"uid:{n.uid}" for n in sorted(directory.ranked, key=lambda n: n.uid)]
             data = [{"id": i, "object": "model", "created": created, "owned_by": "bittensor"} for i in ids]
             return Response({"object": "list", "data": data})
