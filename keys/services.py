@@ -6,6 +6,7 @@ read-modify-write in Python, so concurrent requests can't overspend a key.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,9 +22,19 @@ from endpoint.strategies import normalize_strategy
 
 from .models import KEY_PREFIX, PREFIX_LENGTH, ApiKey, hash_secret
 
+log = logging.getLogger(__name__)
+
 
 class KeyInputError(ValueError):
     """Bad operator input about keys (CLI, admin)."""
+
+
+class UnlimitedCredits(KeyInputError):
+    """Credits were to be added to or taken from a key that has no limit."""
+
+
+class CreditsWouldGoNegative(KeyInputError):
+    """Taking the credits would leave the key below zero."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,37 @@ def do_add_credits(key: ApiKey, amount: int) -> ApiKey:
     if not qs.update(credits=F("credits") + amount):
         raise KeyInputError("the key does not have that many credits")
     key.refresh_from_db(fields=["credits"])
+    return key
+
+
+def do_adjust_credits(key: ApiKey, delta: int, *, reason: str = "", actor: str = "") -> ApiKey:
+    """Add ``delta`` credits to ``key`` (take them when negative) in one
+    conditional UPDATE, so concurrent top-ups and charges sum exactly and the
+    balance never goes below zero. The reason and who gave it go to the log,
+    the only record of a manual adjustment."""
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+        raise KeyInputError("the change in credits must be a whole number other than 0")
+    qs = ApiKey.objects.filter(pk=key.pk, credits__isnull=False)
+    if delta < 0:
+        qs = qs.filter(credits__gte=-delta)
+    if not qs.update(credits=F("credits") + delta):
+        # Nothing changed; say why (the row can only be gone, unlimited or short).
+        balance = ApiKey.objects.filter(pk=key.pk).values_list("credits", flat=True).first()
+        if balance is None:
+            if not ApiKey.objects.filter(pk=key.pk).exists():
+                raise ApiKey.DoesNotExist(f"API key {key.pk} no longer exists")
+            raise UnlimitedCredits("the key has unlimited credits; set a number of credits first")
+        raise CreditsWouldGoNegative(f"the key has {balance} credits; taking {-delta} would leave it below zero")
+    key.refresh_from_db(fields=["credits"])
+    log.info(
+        "credits %+d on key %s (%s…) by %s, now %s; reason: %s",
+        delta,
+        key.pk,
+        key.prefix,
+        actor or "unknown",
+        key.credits,
+        reason or "-",
+    )
     return key
 
 

@@ -1,0 +1,60 @@
+"""/api/admin/config/: the runtime settings `manage.py config` reads and
+writes, by the same names, through the same ``do_set_config``. Secrets can be
+written but only ever read back masked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from endpoint.config import SECRETS, ConfigError, config_values, do_set_config
+
+from .base import StaffView, audit
+from .serializers import ConfigSerializer
+
+TAGS = ["admin: config"]
+
+
+def as_text(value: Any) -> str:
+    """A JSON value as the text `config set` would be given."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+class ConfigView(StaffView, APIView):
+    serializer_class = ConfigSerializer
+
+    @extend_schema(summary="Every runtime setting (secrets masked)", responses={200: ConfigSerializer}, tags=TAGS)
+    def get(self, request):
+        return Response(config_values())
+
+    @extend_schema(
+        summary="Change some settings: all or none",
+        request=ConfigSerializer,
+        responses={200: ConfigSerializer},
+        tags=TAGS,
+    )
+    def patch(self, request):
+        body = ConfigSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        # One transaction: a value the service refuses leaves every setting as it was.
+        with transaction.atomic():
+            for name, value in body.validated_data.items():
+                try:
+                    do_set_config(name, as_text(value))
+                except ConfigError as exc:
+                    raise ValidationError({name: [str(exc)]}) from None
+        changed = sorted(body.validated_data)
+        audit(request, "changed config", ", ".join(changed), secrets=[n for n in changed if n in SECRETS])
+        return Response(config_values())

@@ -1,0 +1,60 @@
+"""/api/keys/: a signed-in user's own API keys, as the keys page shows them
+(chat.services: one implementation for both): list, create (the full key is
+in the creation response only, funded from the chat balance), revoke (the
+key is disabled for good and its credits go back to the balance).
+
+Every lookup starts from the user's own keys, so another user's key id
+answers 404, exactly like a key that doesn't exist."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.response import Response
+
+from chat.services import create_user_key, revoke_user_key, user_keys
+from keys.models import ApiKey
+
+from .base import UserView, audit, key_label
+from .pagination import KeyPagination
+from .serializers import UserCreatedKeySerializer, UserKeyCreateSerializer, UserKeySerializer
+
+TAGS = ["my keys"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="My API keys", tags=TAGS),
+    retrieve=extend_schema(summary="One of my API keys", tags=TAGS),
+    create=extend_schema(
+        summary="Create a key (the full key is in this response only)",
+        request=UserKeyCreateSerializer,
+        responses={201: UserCreatedKeySerializer},
+        tags=TAGS,
+    ),
+    destroy=extend_schema(
+        summary="Revoke a key (disabled for good, credits refunded)", responses={204: None}, tags=TAGS
+    ),
+)
+class UserKeyViewSet(UserView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = UserKeySerializer
+    pagination_class = KeyPagination
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return ApiKey.objects.none()
+        return user_keys(self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        body = UserKeyCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        new = create_user_key(request.user, body.validated_data["name"], body.validated_data["credits"])
+        audit(request, "created own", key_label(new.key), credits=new.key.credits)
+        new.key.raw = new.raw
+        return Response(UserCreatedKeySerializer(new.key).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        key = self.get_object()
+        revoke_user_key(key)
+        audit(request, "revoked own", key_label(key))
+        return Response(status=status.HTTP_204_NO_CONTENT)
