@@ -1,15 +1,338 @@
-from django.contrib import admin
+"""Neurons and the runtime config in the operator's console. Config writes go
+through ``endpoint.config.do_set_config`` one setting at a time, so the admin
+accepts exactly what `manage.py config set` accepts; the form is built from
+``endpoint.config.FIELDS``, so a new setting appears here by itself."""
 
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from logs.stats import miner_stats
+
+from .admin_forms import RateLimitRulesField
+from .config import FIELDS, SECRETS, ConfigError, do_set_config, parse_rate_limits
+from .encryption import mask
 from .models import EndpointConfig, Neuron
+from .network.metagraph import MetagraphSourceError, sync_metagraph
+from .network.minerstats import live_miner_stats
+
+STATS_WINDOW = timedelta(hours=24)
+
+# --- neurons -------------------------------------------------------------------
+
+
+class TagsField(forms.CharField):
+    """Tags typed as "fast, english, code", kept as a JSON list."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(str(tag) for tag in value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:
+        text = super().to_python(value) or ""
+        return list(dict.fromkeys(tag.strip() for tag in text.split(",") if tag.strip()))
+
+
+class NeuronForm(forms.ModelForm):
+    tags = TagsField(required=False, help_text="Comma-separated; the chat's UID search matches them.")
+
+    class Meta:
+        model = Neuron
+        fields = ("description", "tags")
+
+
+class NeuronChangeList(ChangeList):
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # One query for the whole page, whatever the number of rows.
+        stats = miner_stats(timezone.now() - STATS_WINDOW) if self.result_list else {}
+        # The live figures the best strategy routes by: one Redis round trip for the page.
+        live = live_miner_stats(n.hotkey for n in self.result_list) if self.result_list else {}
+        for neuron in self.result_list:
+            neuron.stats_24h = stats.get(neuron.hotkey) or {}
+            neuron.live = live.get(neuron.hotkey) or {}
+
+
+def run_metagraph_sync(model_admin: admin.ModelAdmin, request: HttpRequest) -> None:
+    """What `manage.py metagraph sync` does, reported as a message."""
+    try:
+        result = sync_metagraph()
+    except (MetagraphSourceError, ConfigError, OSError) as exc:
+        model_admin.message_user(request, f"Metagraph sync failed: {exc}", messages.ERROR)
+        return
+    model_admin.message_user(
+        request,
+        f"Metagraph synced from {result.network} (netuid {result.netuid}, block {result.block}): "
+        f"{result.created} new, {result.updated} updated, {result.deactivated} deactivated.",
+        messages.SUCCESS,
+    )
 
 
 @admin.register(Neuron)
 class NeuronAdmin(admin.ModelAdmin):
-    list_display = ("uid", "hotkey", "axon", "incentive", "trust", "stake", "active", "validator_permit")
+    form = NeuronForm
+    list_display = (
+        "uid",
+        "hotkey",
+        "axon",
+        "incentive",
+        "success_24h",
+        "p50_24h",
+        "calls_24h",
+        "live_routing",
+        "active",
+        "validator_permit",
+    )
     list_filter = ("active", "validator_permit", "netuid")
-    search_fields = ("hotkey", "coldkey", "description")
+    search_fields = ("=uid", "hotkey", "coldkey", "description")
+    list_per_page = 100
+    show_full_result_count = False
+    actions = ("sync_metagraph_now",)
+    fieldsets = (
+        (None, {"fields": ("netuid", "uid", "hotkey", "coldkey", "axon")}),
+        ("Metagraph", {"fields": ("incentive", "trust", "stake", "validator_permit", "active", "last_update")}),
+        ("Operator's notes", {"fields": ("description", "tags")}),
+    )
+    readonly_fields = (
+        "netuid",
+        "uid",
+        "hotkey",
+        "coldkey",
+        "axon",
+        "incentive",
+        "trust",
+        "stake",
+        "validator_permit",
+        "active",
+        "last_update",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # neurons come from the metagraph
+
+    def has_delete_permission(self, request: HttpRequest, obj: Neuron | None = None) -> bool:
+        return False  # a sync would bring them back; it deactivates the ones that left
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return NeuronChangeList
+
+    @admin.display(description="success 24h")
+    def success_24h(self, neuron: Neuron) -> str:
+        rate = getattr(neuron, "stats_24h", {}).get("success_rate")
+        return "–" if rate is None else f"{rate * 100:.1f}%"
+
+    @admin.display(description="p50 24h")
+    def p50_24h(self, neuron: Neuron) -> str:
+        p50 = getattr(neuron, "stats_24h", {}).get("p50_ms")
+        return "–" if p50 is None else f"{p50:,.0f} ms"
+
+    @admin.display(description="calls 24h")
+    def calls_24h(self, neuron: Neuron) -> int:
+        return getattr(neuron, "stats_24h", {}).get("requests", 0)
+
+    @admin.display(description="live (best:N)")
+    def live_routing(self, neuron: Neuron) -> str:
+        """The figures routing uses now: weighted success and latency, in flight, cool-down."""
+        live = getattr(neuron, "live", {})
+        if not live:
+            return "–"
+        parts = []
+        if live["success_rate"] is not None:
+            parts.append(f"{live['success_rate'] * 100:.0f}% ok")
+        if live["latency_ms"] is not None:
+            parts.append(f"{live['latency_ms']:,.0f} ms")
+        parts.append(f"{live['inflight']} in flight")
+        until = live["cooldown_until"]
+        if until is not None and until > time.time():
+            parts.append(f"cooling down {until - time.time():.0f} s")
+        elif live["consecutive_failures"]:
+            parts.append(f"{live['consecutive_failures']} failed in a row")
+        return " · ".join(parts)
+
+    def save_model(self, request: HttpRequest, obj: Neuron, form: forms.ModelForm, change: bool) -> None:
+        # Only the operator's fields: the metagraph owns the rest (and a sync may be writing it).
+        obj.save(update_fields=["description", "tags"])
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        config = EndpointConfig.load()
+        synced_at = config.metagraph_synced_at
+        age = (timezone.now() - synced_at).total_seconds() if synced_at else None
+        extra_context = {
+            **(extra_context or {}),
+            "metagraph": {
+                "synced_at": synced_at,
+                "block": config.metagraph_block,
+                "network": config.metagraph_network,
+                "stale": age is None or age > settings.METAGRAPH_MAX_AGE_SECONDS,
+            },
+            "can_sync": self.has_change_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def get_urls(self) -> list:
+        sync = path(
+            "sync/",
+            self.admin_site.admin_view(require_POST(self.sync_view)),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_sync",
+        )
+        return [sync, *super().get_urls()]
+
+    def sync_view(self, request: HttpRequest) -> HttpResponseRedirect:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        run_metagraph_sync(self, request)
+        return redirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+
+    @admin.action(description="Sync metagraph now", permissions=["change"])
+    def sync_metagraph_now(self, request: HttpRequest, queryset: Any) -> None:
+        run_metagraph_sync(self, request)
+
+
+# --- config ------------------------------------------------------------------------
+
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Network", ("network", "netuid", "metagraph_source", "metagraph_file", "metagraph_sync_seconds")),
+    ("Secrets (write-only: leave blank to keep the stored value)", SECRETS),
+    ("Rate limiting", ("rate_limiting_enabled", "global_rate_limits")),
+    ("Moderation", ("moderation_enabled", "moderation_fail_closed", "openai_base_url")),
+    ("Miners", ("default_strategy", "miner_timeout", "max_miner_timeout", "miner_path", "cost_per_answer")),
+)
+STATUS_FIELDS = ("metagraph_synced_at", "metagraph_block", "metagraph_network", "updated_at")
+
+
+def _form_field(name: str) -> forms.Field:
+    if name in SECRETS:
+        return forms.CharField(
+            required=False, strip=True, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
+        )
+    if FIELDS[name] is parse_rate_limits:
+        return RateLimitRulesField(help_text="All rules apply at once. Clear a row to drop it.")
+    try:
+        field = EndpointConfig._meta.get_field(name).formfield()
+    except FieldDoesNotExist:
+        field = None
+    return field or forms.CharField(required=False)
+
+
+def _as_text(value: Any) -> str:
+    """A cleaned form value as `config set` would receive it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return "" if value is None else str(value)
+
+
+class ConfigFormBase(forms.ModelForm):
+    """Every setting in FIELDS; ``changes`` holds, after validation, the
+    settings to write as `config set` would take them."""
+
+    class Meta:
+        model = EndpointConfig
+        fields = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        row = self.instance
+        for name in FIELDS:
+            if name in SECRETS:
+                stored = mask(getattr(row, name))
+                self.fields[name].help_text = f"Stored: {stored}." if stored else "Not set."
+            else:
+                self.initial.setdefault(name, getattr(row, name))
+        self.changes: dict[str, str] = {}
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        for name in FIELDS:
+            if name not in cleaned:
+                continue  # already has a field error
+            raw = _as_text(cleaned[name])
+            if name in SECRETS and not raw:
+                continue  # blank keeps the stored secret
+            try:
+                value = FIELDS[name](raw)
+                if name == "hotkey_mnemonic":
+                    from .network.wallet import keypair_from_mnemonic
+
+                    keypair_from_mnemonic(value)
+            except (ConfigError, ValueError) as exc:
+                self.add_error(name, str(exc))
+                continue
+            if name in SECRETS or value != getattr(self.instance, name):
+                self.changes[name] = raw
+        return cleaned
+
+
+def config_form() -> type[ConfigFormBase]:
+    """The form class for the current FIELDS."""
+    return type("EndpointConfigForm", (ConfigFormBase,), {name: _form_field(name) for name in FIELDS})
 
 
 @admin.register(EndpointConfig)
 class EndpointConfigAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "network", "netuid", "metagraph_source", "rate_limiting_enabled", "updated_at")
+    readonly_fields = STATUS_FIELDS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """There is one config: its list is its page."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        row = EndpointConfig.load()
+        return redirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[row.pk]))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        EndpointConfig.load()  # a fresh install has no row until someone reads it
+        return super().get_object(request, object_id, from_field)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        return config_form()
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
+        placed: set[str] = set()
+        fieldsets = []
+        for title, names in SECTIONS:
+            present = [name for name in names if name in FIELDS]
+            placed.update(present)
+            if present:
+                fieldsets.append((title, {"fields": present}))
+        others = [name for name in FIELDS if name not in placed]
+        if others:
+            fieldsets.append(("Other", {"fields": others}))
+        fieldsets.append(("Status", {"fields": STATUS_FIELDS}))
+        return fieldsets
+
+    def save_model(self, request: HttpRequest, obj: EndpointConfig, form: ConfigFormBase, change: bool) -> None:
+        for name, raw in form.changes.items():
+            try:
+                shown = do_set_config(name, raw)
+            except ConfigError as exc:
+                self.message_user(request, f"{name}: {exc}", messages.ERROR)
+                continue
+            if name in SECRETS:
+                self.message_user(request, f"{name} set to {shown}.", messages.INFO)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass
+
+    def response_change(self, request: HttpRequest, obj: EndpointConfig) -> HttpResponse:
+        self.message_user(request, "Config saved.", messages.SUCCESS)
+        return redirect(request.path)

@@ -1,25 +1,236 @@
+"""Request logs in the operator's console: read-only, filterable, searchable
+in the prompts, exportable as CSV. The list stays a fixed handful of queries
+whatever the table holds: the filters offer fixed choices instead of asking
+the table for its distinct values, and only one COUNT runs per page."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponseBadRequest, StreamingHttpResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+
+from endpoint import errors
 
 from .models import MinerResponse, Request
+from .queries import first_prompt
+
+ROUTES = ("/chat", "/v1/chat/completions", "/v1/models")
+STATUSES = (200, 400, 401, 402, 404, 413, 429, 502, 503)
+EXPORT_BATCH = 1000  # rows per query while streaming a CSV
+EXPORT_COLUMNS = (
+    "id",
+    "started_at",
+    "route",
+    "status",
+    "api_error",
+    "key_id",
+    "key__prefix",
+    "key__name",
+    "strategy",
+    "credits_charged",
+    "elapsed_ms",
+    "client_ip",
+    "messages",
+)
+CSV_HEADER = (*EXPORT_COLUMNS[:6], "key_prefix", "key_name", *EXPORT_COLUMNS[8:12], "prompt")
 
 
-class MinerResponseInline(admin.TabularInline):
+def _error_codes() -> list[str]:
+    """Every code an ApiError can log, from the one hierarchy."""
+    codes, pending = set(), [errors.ApiError]
+    while pending:
+        cls = pending.pop()
+        codes.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return sorted(codes)
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        classes = [("2xx", "Success (2xx)"), ("4xx", "Client errors (4xx)"), ("5xx", "Server errors (5xx)")]
+        return classes + [(str(code), str(code)) for code in STATUSES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        if value.endswith("xx") and value[0].isdigit():
+            low = int(value[0]) * 100
+            return queryset.filter(status__gte=low, status__lt=low + 100)
+        if value.isdigit():
+            return queryset.filter(status=int(value))
+        raise IncorrectLookupParameters(f"unknown status {value!r}")
+
+
+class ErrorCodeFilter(admin.SimpleListFilter):
+    title = "error code"
+    parameter_name = "api_error"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(code, code) for code in _error_codes()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(api_error=self.value()) if self.value() else queryset
+
+
+class RouteFilter(admin.SimpleListFilter):
+    title = "route"
+    parameter_name = "route"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(route, route) for route in ROUTES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(route=self.value()) if self.value() else queryset
+
+
+class ReadOnlyMixin:
+    """Logs are evidence: nobody adds, edits or deletes them by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class MinerResponseInline(ReadOnlyMixin, admin.TabularInline):
     model = MinerResponse
     extra = 0
-    can_delete = False
-    readonly_fields = ("uid", "hotkey", "is_success", "status", "response_ms", "response", "error")
+    fields = ("uid", "hotkey", "is_success", "status", "response_ms", "response", "error")
+    readonly_fields = fields
+    ordering = ("uid",)
 
 
 @admin.register(Request)
-class RequestAdmin(admin.ModelAdmin):
-    list_display = ("started_at", "route", "status", "api_error", "key", "credits_charged", "elapsed_ms")
-    list_filter = ("status", "route", "api_error")
+class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("started_at", "route", "status", "api_error", "key", "credits_charged", "elapsed", "prompt")
+    list_filter = (
+        StatusFilter,
+        ErrorCodeFilter,
+        ("key", admin.RelatedFieldListFilter),
+        RouteFilter,
+        ("started_at", admin.DateFieldListFilter),
+    )
     list_select_related = ("key",)
-    inlines = [MinerResponseInline]
+    search_fields = ("messages", "=key__prefix")
+    search_help_text = "Search the prompts' text, or a key's exact prefix."
+    show_full_result_count = False
+    list_per_page = 100
+    actions = None
+    inlines = (MinerResponseInline,)
+    fields = (
+        "id",
+        "started_at",
+        "route",
+        "status",
+        "api_error",
+        "key",
+        "user",
+        "strategy",
+        "credits_charged",
+        "elapsed_ms",
+        "client_ip",
+        "conversation",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="elapsed", ordering="elapsed_ms")
+    def elapsed(self, request_log: Request) -> str:
+        return f"{request_log.elapsed_ms:,.0f} ms"
+
+    @admin.display(description="prompt")
+    def prompt(self, request_log: Request) -> str:
+        text = first_prompt(request_log.messages)
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description="messages")
+    def conversation(self, request_log: Request) -> str:
+        rows = [
+            format_html("<p><strong>{}</strong>: {}</p>", m.get("role", "?"), m.get("content", ""))
+            for m in request_log.messages
+            if isinstance(m, dict)
+        ]
+        return format_html("{}", "".join(rows)) if rows else "-"
+
+    # --- CSV export -----------------------------------------------------------------
+
+    def get_urls(self) -> list:
+        export = path(
+            "export/",
+            self.admin_site.admin_view(self.export_csv),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_csv(self, request: HttpRequest) -> StreamingHttpResponse:
+        """The changelist's rows (same filters, same search), all of them, as
+        CSV streamed in batches, so memory stays flat whatever the size."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            requests = self.get_changelist_instance(request).queryset
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest("Unknown filter in the export link.")
+        rows = requests.order_by("-started_at", "-pk").values_list(*EXPORT_COLUMNS)
+        stream = _async_csv(rows) if isinstance(request, ASGIRequest) else _sync_csv(rows)
+        response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
+        filename = f"requests-{timezone.now():%Y%m%d-%H%M%S}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
 
-@admin.register(MinerResponse)
-class MinerResponseAdmin(admin.ModelAdmin):
-    list_display = ("request", "uid", "hotkey", "is_success", "status", "response_ms")
-    list_filter = ("is_success",)
-    list_select_related = ("request",)
+def _next_batch(rows: QuerySet, after: tuple | None) -> list[tuple]:
+    # Keyset pagination on (started_at, id): each batch is one indexed query,
+    # and no cursor is held open between batches.
+    if after is not None:
+        started_at, pk = after
+        rows = rows.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, pk__lt=pk))
+    return list(rows[:EXPORT_BATCH])
+
+
+def _csv_text(batch: list[tuple] | None) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if batch is None:
+        writer.writerow(CSV_HEADER)
+    else:
+        for row in batch:
+            writer.writerow([*row[:12], first_prompt(row[12])])
+    return out.getvalue()
+
+
+def _sync_csv(rows: QuerySet) -> Iterator[str]:
+    yield _csv_text(None)
+    after = None
+    while batch := _next_batch(rows, after):
+        yield _csv_text(batch)
+        after = (batch[-1][1], batch[-1][0])
+
+
+async def _async_csv(rows: QuerySet) -> AsyncIterator[str]:
+    # Under ASGI a sync iterator would be read whole into memory before the
+    # first byte is sent; an async one streams.
+    yield _csv_text(None)
+    after = None
+    while batch := await sync_to_async(_next_batch)(rows, after):
+        yield _csv_text(batch)
+        after = (batch[-1][1], batch[-1][0])
