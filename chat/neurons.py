@@ -1,0 +1,50 @@
+"""The UID picker: the subnet's neurons searched by the operator's
+description and tags, each with how it has been answering lately."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from endpoint.models import EndpointConfig, Neuron
+from logs.stats import miner_stats
+
+STATS_WINDOW = timedelta(hours=24)
+MAX_RESULTS = 50
+
+
+def _haystack(neuron: Neuron) -> str:
+    tags = " ".join(str(t) for t in neuron.tags) if isinstance(neuron.tags, list) else ""
+    return f"uid {neuron.uid} {neuron.description} {tags}".lower()
+
+
+def search_neurons(query: str, *, limit: int = MAX_RESULTS) -> list[dict[str, Any]]:
+    """Neurons of the configured subnet whose uid, description or tags hold
+    every word of ``query`` (all of them for an empty query), serving ones
+    first, with their success rate and median latency over the last day."""
+    words = (query or "").lower().split()
+    netuid = EndpointConfig.load().netuid
+    # A subnet has at most a few thousand neurons: matching in Python keeps
+    # substring search over the JSON tags simple on any database.
+    neurons = [n for n in Neuron.objects.filter(netuid=netuid) if all(w in _haystack(n) for w in words)]
+    neurons.sort(key=lambda n: (not n.serving, n.uid))
+    neurons = neurons[:limit]
+    stats = miner_stats(timezone.now() - STATS_WINDOW) if neurons else {}
+    found = []
+    for n in neurons:
+        figures = stats.get(n.hotkey, {})
+        found.append(
+            {
+                "uid": n.uid,
+                "hotkey": n.hotkey,
+                "description": n.description,
+                "tags": [str(t) for t in n.tags] if isinstance(n.tags, list) else [],
+                "serving": n.serving,
+                "requests": figures.get("requests", 0),
+                "success_rate": figures.get("success_rate"),
+                "p50_ms": figures.get("p50_ms"),
+            }
+        )
+    return found

@@ -1,0 +1,113 @@
+"""Fixtures for the chat pages: verified users, a browser-like session on the
+ASGI application (cookies + CSRF token, as the page's fetch sends them), and
+allauth's rate-limit counters cleared between tests."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from allauth.account.models import EmailAddress
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+from django.test import Client
+
+from endpoint.db import run_db
+from tests.api.conftest import api  # noqa: F401 - the ASGI client, with its per-loop cleanup
+from tests.factories import UserFactory
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(email: str):
+    user = UserFactory(username=email.split("@")[0], email=email, password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
+
+
+@pytest.fixture
+def alice(postgres):
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def bob(postgres):
+    return make_user("bob@example.com")
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+class Browser:
+    """An httpx client on the ASGI app carrying a user's session and CSRF token."""
+
+    def __init__(self, client: httpx.AsyncClient, session: str) -> None:
+        self.client = client
+        self.client.cookies.set(settings.SESSION_COOKIE_NAME, session)
+        self.csrf = ""
+
+    async def page(self, path: str) -> httpx.Response:
+        response = await self.client.get(path, follow_redirects=True)
+        found = re.search(r'name="csrf-token" content="([^"]+)"', response.text)
+        if found:
+            self.csrf = found.group(1)
+        return response
+
+    async def post_form(self, path: str, data: dict) -> httpx.Response:
+        return await self.client.post(path, data={**data, "csrfmiddlewaretoken": self.csrf})
+
+    async def send(self, content: str, conversation=None, **settings) -> httpx.Response:
+        if not self.csrf:
+            await self.page("/app/")
+        body = {"conversation": conversation, "content": content, "settings": settings}
+        return await self.client.post(
+            "/app/send/", json=body, headers={"X-CSRFToken": self.csrf, "Referer": "http://testserver/app/"}
+        )
+
+
+@pytest.fixture
+async def browser_for(api):  # noqa: F811
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(user) -> Browser:
+        # One client per user: cookies are per client.
+        client = httpx.AsyncClient(transport=api._transport, base_url="http://testserver", timeout=30)
+        clients.append(client)
+        return Browser(client, await run_db(session_cookie, user))
+
+    yield make
+    for client in clients:
+        await client.aclose()
+    # The sync pages ran on asgiref's shared thread; its connection would
+    # outlive the test database otherwise.
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # Hashing built to be slow costs about a second a sign-in; these tests check the pages.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_allauth_limits():
+    """allauth counts sign-ups and failed logins per IP in the cache; every
+    test comes from the same loopback address."""
+    from django.core.cache import cache
+
+    if not settings.REDIS_URL:
+        cache.clear()
+        return
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1)
+        for name in client.scan_iter("*allauth:rl:*", count=500):
+            client.delete(name)
+    except redis.RedisError:
+        pass
