@@ -117,7 +117,7 @@ class NoMinerServing(ServiceUnavailable):
 
 class ModelNotFound(ApiError):
     status, code = 404, "model_not_found"
-    detail = "Unknown model. Use 'auto', 'top_n:N', 'uids:1,2' or 'uid:N' (see GET /v1/models)."
+    detail = "Unknown model. Use 'auto', 'best', 'best:N', 'top_n:N', 'uids:1,2' or 'uid:N' (see GET /v1/models)."
 
 
 class FlaggedByModeration(ApiError):

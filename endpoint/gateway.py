@@ -17,6 +17,7 @@ from django.utils import timezone
 from endpoint import errors
 from endpoint.config import RuntimeConfig, aruntime_config
 from endpoint.db import run_db
+from endpoint.metrics import observe_call
 from endpoint.moderation import check_moderation
 from endpoint.network.dispatch import (
     CANCELLED,
@@ -30,6 +31,7 @@ from endpoint.network.dispatch import (
 )
 from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
 from endpoint.network.protocol import MinerFailure, MinerResult, MinerStream, delta_text
+from endpoint.network.routing import Route, choose_best
 from endpoint.network.wallet import validator_hotkey
 from endpoint.ratelimits import RateState, check_rate_limits, rules_for
 from endpoint.strategies import DEFAULT, Strategy, parse_strategy
@@ -62,6 +64,7 @@ class Plan:
     keypair: Any
     neurons: list[NeuronInfo]
     options: DispatchOptions
+    route: Route | None = None  # the best strategy's alternates, retries and hedges
 
     @property
     def miner_kwargs(self) -> dict[str, Any]:
@@ -69,6 +72,7 @@ class Plan:
             "keypair": self.keypair,
             "path": self.config.miner_path,
             "allow_private": self.directory.network == "local",
+            "route": self.route,
         }
 
 
@@ -118,6 +122,7 @@ class GatewayCall:
         try:
             if self.settling is not None:
                 await asyncio.wait([self.settling])  # log what was really charged
+            observe_call(self.log)
             await asyncio.shield(run_db(record_request, self.log))
         except Exception:
             log.exception("could not write the request log %s", self.log.id)
@@ -148,7 +153,8 @@ class GatewayCall:
         keypair = validator_hotkey(config.hotkey_mnemonic)
         strategy = prompt.strategy or _key_strategy(key, config.default_strategy)
         self.log.strategy = str(strategy)
-        neurons = resolve_neurons(strategy, directory)
+        route = await choose_best(strategy.best, directory) if strategy.best else None
+        neurons = route.neurons if route else resolve_neurons(strategy, directory)
         if not neurons:
             raise errors.NoMinerServing()
         await check_moderation(prompt.messages, config)
@@ -157,7 +163,7 @@ class GatewayCall:
             in_parallel=prompt.in_parallel,
             respond_on_first_success=prompt.respond_on_first_success,
         )
-        return Plan(config, directory, keypair, neurons, options)
+        return Plan(config, directory, keypair, neurons, options, route)
 
     async def _settle(self, reservation: Reservation, used: int, miner_calls: int) -> None:
         """Settle the hold, once per call. It runs to the end even when the

@@ -28,17 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from endpoint import errors
 from endpoint.config import ConfigError, parse_rate_limits
 from endpoint.models import EndpointConfig
+from endpoint.redis_clients import UNREACHABLE, async_redis, close_async_redis
 from keys.models import ApiKey
 from keys.services import do_edit_key
 
@@ -48,8 +44,6 @@ Rule = tuple[int, int]  # (times, seconds)
 
 OUTAGE_LOG_INTERVAL = 60.0
 KEY_NAMESPACE = "ratelimit"
-# What a down, restarting or overloaded Redis raises (TimeoutError is an OSError).
-UNREACHABLE = (RedisError, OSError)
 
 
 class RateLimiterUnavailable(errors.ServiceUnavailable):
@@ -203,37 +197,22 @@ return out
 """
 
 
-@dataclass
-class _Connection:
-    client: aioredis.Redis
-    script: Any
+# The counting script, registered once per event loop and URL.
+_scripts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-# One client per event loop and URL: a redis.asyncio client is bound to the loop it was made on.
-_connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Connection]] = weakref.WeakKeyDictionary()
-
-
-def _connection(url: str) -> _Connection:
-    per_url = _connections.setdefault(asyncio.get_running_loop(), {})
-    conn = per_url.get(url)
-    if conn is None:
-        client = aioredis.Redis.from_url(
-            url,
-            # A dead Redis must cost a request at most this, never hang it.
-            socket_connect_timeout=settings.RATE_LIMIT_REDIS_TIMEOUT,
-            socket_timeout=settings.RATE_LIMIT_REDIS_TIMEOUT,
-            # One immediate retry repairs a connection Redis dropped (a restart);
-            # never on a timeout, when the script may already have counted.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        conn = per_url[url] = _Connection(client, client.register_script(COUNT_SCRIPT))
-    return conn
+def _count_script(url: str) -> Any:
+    per_url = _scripts.setdefault(asyncio.get_running_loop(), {})
+    script = per_url.get(url)
+    if script is None:
+        script = per_url[url] = async_redis(url).register_script(COUNT_SCRIPT)
+    return script
 
 
 async def close_limiter() -> None:
     """Close this event loop's Redis clients (tests, shutdown)."""
-    for conn in _connections.pop(asyncio.get_running_loop(), {}).values():
-        await conn.client.aclose()
+    _scripts.pop(asyncio.get_running_loop(), None)
+    await close_async_redis()
 
 
 def _redis_key(subject: str, rule: Rule) -> str:
@@ -245,7 +224,7 @@ async def _count_in_redis(url: str, subject: str, rules: list[Rule]) -> RateStat
     args: list[Any] = [uuid.uuid4().hex]
     for times, seconds in rules:
         args += [times, seconds * 1_000_000]
-    reply = await _connection(url).script(keys=[_redis_key(subject, rule) for rule in rules], args=args)
+    reply = await _count_script(url)(keys=[_redis_key(subject, rule) for rule in rules], args=args)
     numbers = [int(n) for n in reply]
     windows = [
         _Window(rule, used=numbers[1 + 3 * i], reset=numbers[2 + 3 * i] / 1e6, wait=numbers[3 + 3 * i] / 1e6)
@@ -356,7 +335,7 @@ async def limiter_health() -> tuple[bool, str]:
     if not url:
         return True, "in-process (no REDIS_URL)"
     try:
-        await _connection(url).client.ping()
+        await async_redis(url).ping()
     except UNREACHABLE as exc:
         return False, f"Redis at {_where(url)} unreachable ({type(exc).__name__})"
     return True, f"Redis at {_where(url)} answers"

@@ -1,7 +1,9 @@
 """Query strategies: which miners a request goes to.
 
-A strategy is written ``top_n:N``, ``uids:a,b``, ``uid:N`` or empty (the
-default: uid 0). Parsing is shared by requests, keys, config and the CLI.
+A strategy is written ``top_n:N``, ``uids:a,b``, ``uid:N``, ``best:N`` (or
+``best``, meaning ``best:1``) or empty (the default: uid 0). ``best`` ranks
+miners by their live success, speed and load (endpoint/network/routing.py).
+Parsing is shared by requests, keys, config and the CLI.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from dataclasses import dataclass
 class Strategy:
     top_n: int | None = None
     uids: tuple[int, ...] = ()
+    best: int | None = None
 
     def __str__(self) -> str:
         if self.top_n is not None:
             return f"top_n:{self.top_n}"
+        if self.best is not None:
+            return f"best:{self.best}"
         return "uids:" + ",".join(str(u) for u in self.uids)
 
 
@@ -30,22 +35,25 @@ def parse_strategy(text: str) -> Strategy | None:
         return None
     kind, sep, value = text.partition(":")
     kind = kind.strip().lower()
+    if kind == "best" and not sep:
+        return Strategy(best=1)
     if not sep:
-        raise ValueError(f"strategy {text!r} is not of the form 'top_n:N', 'uids:1,2' or 'uid:N'")
+        raise ValueError(f"strategy {text!r} is not of the form 'top_n:N', 'best:N', 'uids:1,2' or 'uid:N'")
     try:
-        if kind == "top_n":
+        if kind in ("top_n", "best"):
             n = int(value)
             if n < 1:
                 raise ValueError
-            return Strategy(top_n=n)
+            return Strategy(top_n=n) if kind == "top_n" else Strategy(best=n)
         if kind in ("uids", "uid"):
             uids = tuple(int(part) for part in value.split(",") if part.strip())
             if not uids or any(u < 0 for u in uids) or (kind == "uid" and len(uids) != 1):
                 raise ValueError
             return Strategy(uids=uids)
     except ValueError:
-        raise ValueError(f"strategy {text!r} has a bad number: use 'top_n:N' (N ≥ 1) or 'uids:1,2'") from None
-    raise ValueError(f"unknown strategy {kind!r}: use 'top_n:N', 'uids:1,2' or 'uid:N'")
+        usage = "use 'top_n:N' or 'best:N' (N ≥ 1) or 'uids:1,2'"
+        raise ValueError(f"strategy {text!r} has a bad number: {usage}") from None
+    raise ValueError(f"unknown strategy {kind!r}: use 'top_n:N', 'best:N', 'uids:1,2' or 'uid:N'")
 
 
 def normalize_strategy(text: str) -> str:

@@ -16,6 +16,7 @@ from django.db import connections
 from endpoint.config import do_set_config
 from endpoint.network.localnet import LocalSubnet
 from endpoint.network.metagraph import forget_directory, sync_metagraph
+from endpoint.network.minerstats import miner_book
 from endpoint.network.protocol import close_shared_session
 
 HELLO = [{"role": "user", "content": "What is 1+1?"}]
@@ -41,6 +42,7 @@ def validator(validator_mnemonic) -> Keypair:
 def network(transactional_db, subnet, validator_mnemonic, settings):
     """The endpoint configured for the local subnet, miners back to normal."""
     subnet.reset()
+    miner_book().clear()  # what miners did in other tests must not steer routing here
     do_set_config("network", "local")
     do_set_config("hotkey_mnemonic", validator_mnemonic)
     forget_directory()

@@ -13,11 +13,11 @@ import orjson
 import pydantic
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from endpoint import errors
 from endpoint.gateway import Prompt
-from endpoint.strategies import Strategy
+from endpoint.strategies import Strategy, parse_strategy
 
 
 def read_json_object(request) -> dict[str, Any]:
@@ -68,9 +68,20 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     uids: list[NonNegativeInt] | None = Field(default=None, min_length=1)
     top_n: PositiveInt | None = None
+    # Any strategy by name ("best:3", "top_n:2", "uids:1,2"); top_n and uids win over it.
+    strategy: Strategy | None = None
     in_parallel: PositiveInt | None = None
     respond_on_first_success: StrictBool = True
     timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _named_strategy(cls, value: Any) -> Strategy | None:
+        if value is None or isinstance(value, Strategy):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("must be a string such as 'best:3', 'top_n:2' or 'uids:1,2'")
+        return parse_strategy(value)
 
     def prompt(self) -> Prompt:
         if self.top_n is not None:  # takes precedence over uids, as in the seed
@@ -78,7 +89,7 @@ class ChatRequest(BaseModel):
         elif self.uids is not None:
             strategy = Strategy(uids=tuple(self.uids))
         else:
-            strategy = None
+            strategy = self.strategy
         return Prompt(
             messages=[m.model_dump() for m in self.messages],
             strategy=strategy,

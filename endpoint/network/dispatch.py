@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from django.conf import settings
 
 from endpoint import errors
 from endpoint.strategies import DEFAULT, Strategy
 
 from .metagraph import Directory, NeuronInfo
+from .minerstats import CallRecord
 from .protocol import MinerFailure, MinerResult, MinerStream, open_miner_stream, query_miner
+from .routing import Route
 
 CANCELLED = "cancelled: another miner answered first"
+MIN_RETRY_SECONDS = 0.2  # a retry or hedge needs at least this much of the deadline left
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,74 @@ def worst_case_answers(neurons: list[NeuronInfo], options: DispatchOptions) -> i
     return min(1, len(neurons)) if options.respond_on_first_success else len(neurons)
 
 
+@dataclass
+class _Call:
+    neuron: NeuronInfo
+    record: CallRecord
+    order: int
+    started: float  # loop time
+    hedge_after: float | None = None
+
+
+class _Attempts:
+    """The miner calls of one prompt: who is asked next, what may still be
+    retried or hedged, and every call recorded in the live statistics."""
+
+    def __init__(self, route: Route, options: DispatchOptions, start: Any) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.options = options
+        self.alternates = list(route.alternates)
+        self.retries_left = route.retries
+        self.hedge_after = route.hedge_after if options.respond_on_first_success and settings.ROUTING_HEDGE else {}
+        self.hedged = False
+        self.deadline = self.loop.time() + options.timeout
+        self.pending: dict[asyncio.Task, _Call] = {}
+        self.start = start  # neuron, timeout -> coroutine
+        self.launched = 0
+
+    def launch(self, neuron: NeuronInfo, timeout: float) -> None:
+        call = _Call(neuron, CallRecord(neuron.hotkey, timeout), self.launched, self.loop.time())
+        call.hedge_after = self.hedge_after.get(neuron.uid)
+        self.launched += 1
+        self.pending[asyncio.ensure_future(self.start(neuron, timeout))] = call
+
+    def left(self) -> float:
+        return self.deadline - self.loop.time()
+
+    def launch_alternate(self) -> bool:
+        """Ask the next-best miner, if there is one and time for it."""
+        if not self.alternates or self.left() < MIN_RETRY_SECONDS:
+            return False
+        self.launch(self.alternates.pop(0), min(self.options.timeout, self.left()))
+        return True
+
+    def retry(self) -> None:
+        if self.retries_left > 0 and self.launch_alternate():
+            self.retries_left -= 1
+
+    def next_hedge(self) -> float | None:
+        """Seconds until a pending call is slow enough to race a backup."""
+        if self.hedged or not self.alternates:
+            return None
+        due = [c.started + c.hedge_after for c in self.pending.values() if c.hedge_after is not None]
+        return max(0.0, min(due) - self.loop.time()) if due else None
+
+    def hedge(self) -> None:
+        self.hedged = True  # one backup per prompt, and only one try at it
+        self.launch_alternate()
+
+    def cancel_rest(self, cancelled: list[NeuronInfo]) -> list[asyncio.Task]:
+        now = self.loop.time()
+        tasks = list(self.pending)
+        for task, call in self.pending.items():
+            task.cancel()
+            too_slow = call.hedge_after is not None and now - call.started > call.hedge_after
+            call.record.cancelled(too_slow=too_slow)
+            cancelled.append(call.neuron)
+        self.pending.clear()
+        return tasks
+
+
 async def dispatch(
     neurons: list[NeuronInfo],
     payload: bytes,
@@ -77,46 +150,55 @@ async def dispatch(
     keypair: Any,
     path: str,
     allow_private: bool,
+    route: Route | None = None,
 ) -> Dispatch:
+    """Ask the miners; a ``route`` (the best strategy) adds retries on other
+    miners when one fails and a backup raced against a slow first answer."""
     outcome = Dispatch()
+    route = route or Route(list(neurons))
+
+    def start(neuron: NeuronInfo, timeout: float):
+        return query_miner(neuron, payload, keypair=keypair, path=path, timeout=timeout, allow_private=allow_private)
+
+    attempts = _Attempts(route, options, start)
     window = options.in_parallel or len(neurons) or 1
-    pending: dict[asyncio.Task, NeuronInfo] = {}
     queue = list(neurons)
 
-    def launch() -> None:
-        while queue and len(pending) < window:
-            neuron = queue.pop(0)
-            coro = query_miner(
-                neuron, payload, keypair=keypair, path=path, timeout=options.timeout, allow_private=allow_private
-            )
-            pending[asyncio.ensure_future(coro)] = neuron
+    def fill() -> None:
+        while queue and len(attempts.pending) < window:
+            attempts.launch(queue.pop(0), options.timeout)
 
-    launch()
+    fill()
     try:
-        while pending:
-            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        while attempts.pending:
+            wait = attempts.next_hedge()
+            done, _ = await asyncio.wait(attempts.pending, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                attempts.hedge()
+                continue
             # Within one wake-up, keep launch order so results are deterministic.
-            for task in sorted(done, key=lambda t: neurons.index(pending[t])):
-                pending.pop(task)
+            for task in sorted(done, key=lambda t: attempts.pending[t].order):
+                call = attempts.pending.pop(task)
                 result = task.result()
                 if result.ok and options.respond_on_first_success and outcome.successes:
-                    outcome.cancelled.append(_neuron_of(neurons, result.uid))
+                    call.record.cancelled()
+                    outcome.cancelled.append(call.neuron)
                     continue
-                (outcome.successes if result.ok else outcome.failures).append(result)
+                if result.ok:
+                    call.record.succeeded(result.response_ms)
+                    outcome.successes.append(result)
+                else:
+                    call.record.failed(result.error)
+                    outcome.failures.append(result)
+                    attempts.retry()
             if options.respond_on_first_success and outcome.successes:
                 break
-            launch()
+            fill()
     finally:
-        for task, neuron in pending.items():
-            task.cancel()
-            outcome.cancelled.append(neuron)
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        cancelled = attempts.cancel_rest(outcome.cancelled)
+        if cancelled:
+            await asyncio.gather(*cancelled, return_exceptions=True)
     return outcome
-
-
-def _neuron_of(neurons: list[NeuronInfo], uid: int) -> NeuronInfo:
-    return next(n for n in neurons if n.uid == uid)
 
 
 @dataclass
@@ -145,27 +227,40 @@ async def race_streams(
     keypair: Any,
     path: str,
     allow_private: bool,
+    route: Route | None = None,
 ) -> StreamRace:
+    """Open streams on the miners; the first to produce content wins. With a
+    ``route``, a miner failing before any content is replaced by the next
+    best (nothing has reached the client yet, so a retry is invisible)."""
     race = StreamRace()
     kwargs = {"keypair": keypair, "path": path, "allow_private": allow_private}
-    tasks = {asyncio.ensure_future(_open_or_fail(n, payload, options.timeout, **kwargs)): n for n in neurons}
-    pending = set(tasks)
+
+    def start(neuron: NeuronInfo, timeout: float):
+        return _open_or_fail(neuron, payload, timeout, **kwargs)
+
+    attempts = _Attempts(route or Route(list(neurons)), replace(options, respond_on_first_success=False), start)
+    for neuron in neurons:
+        attempts.launch(neuron, options.timeout)
     try:
-        while pending and race.winner is None:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in sorted(done, key=lambda t: neurons.index(tasks[t])):
-                outcome = task.result()
-                if isinstance(outcome, MinerResult):
-                    race.failures.append(outcome)
+        while attempts.pending and race.winner is None:
+            done, _ = await asyncio.wait(attempts.pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=lambda t: attempts.pending[t].order):
+                call = attempts.pending.pop(task)
+                opened = task.result()
+                if isinstance(opened, MinerResult):
+                    call.record.failed(opened.error)
+                    race.failures.append(opened)
+                    if race.winner is None:
+                        attempts.retry()
                 elif race.winner is None:
-                    race.winner = outcome
+                    call.record.succeeded(opened.response_ms)
+                    race.winner = opened
                 else:
-                    await outcome.close()
-                    race.cancelled.append(tasks[task])
+                    call.record.cancelled()
+                    await opened.close()
+                    race.cancelled.append(call.neuron)
     finally:
-        for task in pending:
-            task.cancel()
-            race.cancelled.append(tasks[task])
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        cancelled = attempts.cancel_rest(race.cancelled)
+        if cancelled:
+            await asyncio.gather(*cancelled, return_exceptions=True)
     return race

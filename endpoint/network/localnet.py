@@ -58,6 +58,8 @@ class MinerBehaviour:
     upstream_api_key: str | None = field(default=None, repr=False)
     upstream_model: str | None = None  # replaces the body's model when forwarding
     chunk_delay: float = 0.0  # seconds between streamed chunks (mid-stream disconnect tests)
+    stall_rate: float = 0.0  # chance that a call waits ``stall`` seconds more (tail-latency tests)
+    stall: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -66,11 +68,16 @@ class MinerBehaviour:
             raise ValueError("latency and jitter must not be negative")
         if not 0.0 <= self.failure_rate <= 1.0:
             raise ValueError("failure_rate must be between 0 and 1")
+        if not 0.0 <= self.stall_rate <= 1.0 or self.stall < 0:
+            raise ValueError("stall_rate must be between 0 and 1 and stall not negative")
 
     def delay(self) -> float:
-        if not self.jitter:
-            return self.latency
-        return max(0.0, self.latency + random.uniform(-self.jitter, self.jitter))
+        delay = self.latency
+        if self.jitter:
+            delay = max(0.0, delay + random.uniform(-self.jitter, self.jitter))
+        if self.stall_rate and random.random() < self.stall_rate:
+            delay += self.stall
+        return delay
 
     def fails_now(self) -> bool:
         return self.mode == "error" or (self.failure_rate > 0 and random.random() < self.failure_rate)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from endpoint.network.minerstats import miner_book
 from endpoint.network.protocol import close_shared_session
+from endpoint.redis_clients import close_async_redis
 from keys.services import do_create_key
 from tests.network_fixtures import HELLO
 
@@ -25,7 +27,10 @@ async def api():
     transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
         yield client
-    await close_shared_session()  # it belongs to this test's event loop
+    await miner_book().flush()
+    # Clients bound to this test's event loop.
+    await close_shared_session()
+    await close_async_redis()
 
 
 def bearer(new_key) -> dict[str, str]:

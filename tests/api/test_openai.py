@@ -116,7 +116,8 @@ def test_client_leaving_mid_stream_cancels_the_miner_and_is_logged(live_server_u
 
 def test_models_lists_strategies_and_uids(live_server_url, key, network):
     ids = [m.id for m in client(live_server_url, key.raw).models.list()]
-    assert ids[:2] == ["auto", "top_n:1"]
+    assert ids[:2] == ["auto", "best"]
+    assert {"best:3", "top_n:1", "top_n:5"} <= set(ids)
     assert {f"uid:{u}" for u in range(8)} <= set(ids)
 
 

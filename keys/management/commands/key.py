@@ -92,7 +92,7 @@ class Command(OperatorCommand):
         enabled = parser.add_mutually_exclusive_group()
         enabled.add_argument("-e", "--enable", dest="enabled", action="store_const", const=True)
         enabled.add_argument("-d", "--disable", dest="enabled", action="store_const", const=False)
-        parser.add_argument("-s", "--strategy", help="Default strategy: 'top_n:N', 'uids:1,2' or empty.")
+        parser.add_argument("-s", "--strategy", help="Default strategy: 'top_n:N', 'best:N', 'uids:1,2' or empty.")
 
     def handle(self, *args, action: str, **options):
         getattr(self, f"handle_{action}")(**options)

@@ -1,0 +1,54 @@
+"""The Redis clients of the hot path (rate limits, miner statistics): one
+asyncio client per event loop (a redis.asyncio client is bound to the loop
+it was made on) and one blocking client per process, each with short
+timeouts so a dead Redis costs a request at most RATE_LIMIT_REDIS_TIMEOUT."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+# What a down, restarting or overloaded Redis raises (TimeoutError is an OSError).
+UNREACHABLE = (RedisError, OSError)
+
+_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
+_sync: dict[str, redis.Redis] = {}
+
+
+def _options() -> dict:
+    timeout = settings.RATE_LIMIT_REDIS_TIMEOUT
+    return {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+
+
+def async_redis(url: str) -> aioredis.Redis:
+    per_url = _async.setdefault(asyncio.get_running_loop(), {})
+    client = per_url.get(url)
+    if client is None:
+        # One immediate retry repairs a connection Redis dropped (a restart);
+        # never on a timeout, when a script may already have run.
+        retry = AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+        client = per_url[url] = aioredis.Redis.from_url(url, retry=retry, **_options())
+    return client
+
+
+def sync_redis(url: str) -> redis.Redis:
+    client = _sync.get(url)
+    if client is None:
+        retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+        client = _sync[url] = redis.Redis.from_url(url, retry=retry, **_options())
+    return client
+
+
+async def close_async_redis() -> None:
+    """Close this event loop's clients (tests, shutdown)."""
+    for client in _async.pop(asyncio.get_running_loop(), {}).values():
+        await client.aclose()
