@@ -39,7 +39,7 @@ RECENT = 64  # latencies kept per miner for percentiles
 TTL_SECONDS = 7 * 24 * 3600  # a miner gone for a week is forgotten
 INFLIGHT_GRACE = 5.0  # a call's in-flight mark outlives its timeout by this much (a crashed process)
 OUTAGE_LOG_INTERVAL = 60.0
-WRITE_DELAY = 0.05  # seconds updates wait to share one round trip
+WRITE_DELAY = 0.25  # seconds updates wait to share one round trip
 
 
 @dataclass(frozen=True)

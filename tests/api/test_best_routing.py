@@ -18,6 +18,13 @@ from .conftest import HELLO, bearer
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def _no_exploration_unless_asked(settings):
+    """Exploration sends a random newcomer a prompt now and then: tests that
+    expect a given miner turn it off; the learning test turns it back on."""
+    settings.ROUTING_EXPLORATION = 0.0
+
+
 def by_incentive(subnet) -> list[int]:
     neurons = subnet.snapshot()["neurons"]
     return [n["uid"] for n in sorted(neurons, key=lambda n: (-n["incentive"], n["uid"]))]
@@ -39,6 +46,7 @@ async def ask(api, key, strategy: str, n: int, *, concurrency: int = 4) -> list[
 
 async def test_best_learns_to_avoid_the_flaky_high_incentive_miners(api, key, network, settings):
     settings.MINER_STATS_REFRESH_SECONDS = 0.0
+    settings.ROUTING_EXPLORATION = 0.05
     flaky = by_incentive(network)[:2]
     network.set_behaviour(flaky[0], failure_rate=0.5)
     network.set_behaviour(flaky[1], failure_rate=0.3)
@@ -87,7 +95,6 @@ async def test_no_retry_beyond_the_limit(api, key, network, settings):
 
 async def test_a_slow_answer_is_hedged_and_the_loser_cancelled(api, key, network, settings):
     settings.MINER_STATS_REFRESH_SECONDS = 0.0
-    settings.ROUTING_EXPLORATION = 0.0
     first = by_incentive(network)[0]
     network.set_behaviour(range(8), latency=0.02)
     await ask(api, key, f"uids:{first}", 12, concurrency=1)  # enough answers to know its p95
@@ -107,7 +114,6 @@ async def test_a_slow_answer_is_hedged_and_the_loser_cancelled(api, key, network
 async def test_a_miner_in_cool_down_is_skipped_then_used_again(api, key, network, settings):
     settings.MINER_STATS_REFRESH_SECONDS = 0.0
     settings.ROUTING_COOLDOWN_SECONDS = 1.0
-    settings.ROUTING_EXPLORATION = 0.0
     first = by_incentive(network)[0]
     network.set_behaviour(first, mode="error")
     await ask(api, key, f"uids:{first}", 3, concurrency=1)  # three failures in a row: a cool-down
