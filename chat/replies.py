@@ -60,6 +60,8 @@ class ChatOptions:
         if kind == "top_n":
             n = _whole(data.get("top_n"), "Top N")
             strategy = Strategy(top_n=n)
+        elif kind == "best":  # by live success and speed; the same N field
+            strategy = Strategy(best=_whole(data.get("top_n"), "Top N"))
         elif kind == "uids":
             raw = data.get("uids")
             parts = raw if isinstance(raw, list) else str(raw or "").replace(" ", ",").split(",")
@@ -71,7 +73,7 @@ class ChatOptions:
                 raise services.ChatInputError("Pick at least one UID (0 or more).")
             strategy = Strategy(uids=uids)
         elif kind != "auto":
-            raise services.ChatInputError("Strategy must be auto, top_n or uids.")
+            raise services.ChatInputError("Strategy must be auto, top_n, best or uids.")
         in_parallel = data.get("in_parallel")
         return cls(
             strategy=strategy,
