@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -37,7 +37,7 @@ from endpoint.ratelimits import RateState, check_rate_limits, rules_for
 from endpoint.strategies import DEFAULT, Strategy, parse_strategy
 from keys.models import ApiKey
 from keys.services import Reservation, aauthenticate_key, areserve_credits, parse_bearer, settle_credits
-from logs.services import MinerLog, RequestLog, record_request
+from logs.services import MinerLog, RequestLog, record_request, rewrite_request
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class GatewayCall:
         self.started = time.perf_counter()
         self.handed_off = False
         self.settling: asyncio.Future | None = None
+        self.early_log: asyncio.Future | None = None
         self.rate_state: RateState | None = None
         self.log = RequestLog(route=route, started_at=timezone.now(), client_ip=request.META.get("REMOTE_ADDR"))
 
@@ -123,7 +124,13 @@ class GatewayCall:
             if self.settling is not None:
                 await asyncio.wait([self.settling])  # log what was really charged
             observe_call(self.log)
-            await asyncio.shield(run_db(record_request, self.log))
+            if self.early_log is not None:
+                await asyncio.wait([self.early_log])
+                if not self.early_log.cancelled() and self.early_log.exception() is not None:
+                    log.warning("the early log of %s failed; writing the final one", self.log.id)
+                await asyncio.shield(run_db(rewrite_request, self.log))
+            else:
+                await asyncio.shield(run_db(record_request, self.log))
         except Exception:
             log.exception("could not write the request log %s", self.log.id)
 
@@ -164,6 +171,14 @@ class GatewayCall:
             respond_on_first_success=prompt.respond_on_first_success,
         )
         return Plan(config, directory, keypair, neurons, options, route)
+
+    def log_early(self) -> None:
+        """Write the log as it stands now, in the background; ``finish``
+        replaces it with the final state. A stream does this once its first
+        content is out and charged, so a crash mid-stream can't lose the
+        record of a charged answer."""
+        entry = replace(self.log, miners=list(self.log.miners), elapsed_ms=(time.perf_counter() - self.started) * 1000)
+        self.early_log = asyncio.ensure_future(run_db(record_request, entry))
 
     async def _settle(self, reservation: Reservation, used: int, miner_calls: int) -> None:
         """Settle the hold, once per call. It runs to the end even when the
@@ -229,8 +244,12 @@ class ChatStream:
         try:
             for chunk in winner.opening:
                 yield chunk
-            # The first content has been handed over: now the answer is charged.
+            # The first content has been handed over: now the answer is charged, and logged.
             await call._settle(self.reservation, self.cost, miner_calls)
+            opening = MinerResult(winner.uid, winner.hotkey, True, content=winner.content)
+            opening.response_ms = winner.response_ms
+            call.log.miners = _miner_logs([opening, *self.race.failures], self.race.cancelled)
+            call.log_early()
             async for chunk in winner.rest:
                 self.text.append(delta_text(chunk))
                 yield chunk

@@ -120,3 +120,12 @@ def _insert_with_the_orm(entry: RequestLog) -> None:
                 )
                 for m in entry.miners
             )
+
+
+def rewrite_request(entry: RequestLog) -> None:
+    """Replace a request logged early (a stream, from its first content on)
+    with its final state, in one transaction."""
+    with transaction.atomic():
+        MinerResponse.objects.filter(request_id=entry.id).delete()
+        Request.objects.filter(pk=entry.id).delete()
+        record_request(entry)

@@ -106,7 +106,8 @@ def test_client_leaving_mid_stream_cancels_the_miner_and_is_logged(live_server_u
             if '"content"' in line:
                 break  # got the first content, then hang up
     deadline = time.monotonic() + 5
-    while not Request.objects.filter(route="/v1/chat/completions").exists() and time.monotonic() < deadline:
+    finished = Request.objects.filter(route="/v1/chat/completions").exclude(api_error="")
+    while not finished.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     entry = Request.objects.get(route="/v1/chat/completions")
     assert entry.status == 499 and entry.api_error == "ClientClosedRequest"
@@ -176,3 +177,27 @@ async def test_async_client_streams_too(live_server_url, key, network):
     await api.close()
     await asyncio.sleep(0)
     assert await run_db(lambda: Request.objects.filter(status=200).count()) == 1
+
+
+def test_a_charged_stream_is_on_record_before_it_ends(live_server_url, key, network):
+    """Logged from its first content on: a crash mid-stream can't lose the
+    record of an answer that was charged."""
+    network.set_behaviour(3, chunk_delay=0.5)
+    body = {"model": "uid:3", "messages": [{"role": "user", "content": "one two three four five six"}], "stream": True}
+    with httpx.stream(
+        "POST", live_server_url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key.raw}"}
+    ) as r:
+        lines = r.iter_lines()
+        next(line for line in lines if '"content"' in line)
+        deadline = time.monotonic() + 2
+        while not Request.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        early = Request.objects.get()
+        assert (early.status, early.credits_charged) == (200, 1)
+        assert MinerResponse.objects.get(request=early).is_success
+        rest = list(lines)
+    assert [line for line in rest if line][-1] == "data: [DONE]"
+    final = Request.objects.get()
+    assert final.id == early.id and final.credits_charged == 1 and final.elapsed_ms > early.elapsed_ms
+    answer = MinerResponse.objects.get(request=final)
+    assert answer.response == "Miner 3 heard: one two three four five six"
