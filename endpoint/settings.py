@@ -200,6 +200,9 @@ ROUTING_COOLDOWN_FAILURES = env.int("ROUTING_COOLDOWN_FAILURES", default=3)
 ROUTING_COOLDOWN_SECONDS = env.float("ROUTING_COOLDOWN_SECONDS", default=30.0)
 ROUTING_COOLDOWN_MAX_SECONDS = env.float("ROUTING_COOLDOWN_MAX_SECONDS", default=300.0)
 ROUTING_FORGET_SECONDS = env.float("ROUTING_FORGET_SECONDS", default=600.0)  # half-life of a miner's record
+# Benchmarks only (tests/bench): upstream URLs of the bare forwarding view at
+# /bench/floor/<index> (endpoint.api.floor); empty = the view is not mounted.
+BENCH_FLOOR_UPSTREAMS = env.list("BENCH_FLOOR_UPSTREAMS", default=[])
 
 # LOG_FORMAT=json: one JSON object a line, for log shippers. API keys and
 # bearer tokens are masked in either format (endpoint.logformat).

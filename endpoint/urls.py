@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -24,3 +25,8 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="chat-home"), name="home"),
     path("keys/", RedirectView.as_view(pattern_name="chat-keys")),
 ]
+
+if settings.BENCH_FLOOR_UPSTREAMS:  # benchmarks only: the bare Django floor (endpoint.api.floor)
+    from endpoint.api import floor
+
+    urlpatterns.append(path("bench/floor/<int:index>", floor.forward, name="bench-floor"))

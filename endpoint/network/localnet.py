@@ -60,6 +60,7 @@ class MinerBehaviour:
     chunk_delay: float = 0.0  # seconds between streamed chunks (mid-stream disconnect tests)
     stall_rate: float = 0.0  # chance that a call waits ``stall`` seconds more (tail-latency tests)
     stall: float = 0.0
+    require_auth: bool = True  # False: answer unsigned requests too (for clients without btauth/1, e.g. LiteLLM)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -338,6 +339,12 @@ class LocalSubnet:
             if request.method != "POST":
                 return _error(405, f"{request.method} is not allowed; use POST", "invalid_request_error")
             raw = await request.read()
+            if not miner.behaviour.require_auth:
+                body = _chat_body(raw)
+                miner.record(SeenRequest(None, None, body))
+                if body is None:
+                    return _error(400, "the body must be a JSON object with a messages list", "invalid_request_error")
+                return await self._answer(miner, request, raw, body)
             try:
                 caller = http_auth.verify(
                     request.headers,

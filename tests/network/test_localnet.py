@@ -123,6 +123,16 @@ async def test_an_unsigned_request_is_refused(subnet, client):
     assert miner.seen[-1].caller_hotkey is None
 
 
+async def test_a_miner_told_not_to_check_answers_unsigned_clients(subnet, client):
+    # For clients that can't sign btauth/1 (LiteLLM in the benchmarks); off by default.
+    miner = subnet.miners[0]
+    subnet.set_behaviour(0, require_auth=False)
+    r = await client.post(f"http://{miner.axon}{PATH}", json={"messages": HELLO})
+    assert r.status_code == 200
+    assert r.json()["choices"][0]["message"]["content"] == "Miner 0 heard: What is 1+1?"
+    assert miner.seen[-1].auth_error is None and miner.seen[-1].caller_hotkey is None
+
+
 async def test_a_request_signed_for_another_miner_is_refused(subnet, validator, client):
     raw, headers = signed(validator, subnet.miners[1].hotkey, {"messages": HELLO})
     r = await client.post(f"http://{subnet.miners[0].axon}{PATH}", content=raw, headers=headers)

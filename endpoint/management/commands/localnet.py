@@ -27,6 +27,9 @@ class Command(OperatorCommand):
         parser.add_argument("--failure-rate", type=float, default=0.0, help="Chance (0..1) of an HTTP 500.")
         parser.add_argument("--upstream", default=None, help="OpenAI-compatible base URL to forward prompts to.")
         parser.add_argument("--upstream-model", default=None, help="Model name sent upstream instead of the request's.")
+        parser.add_argument(
+            "--no-auth", action="store_true", help="Answer unsigned requests too (clients without btauth/1)."
+        )
 
     def handle(self, *args, **opts):
         if opts["miners"] < 1:
@@ -40,6 +43,7 @@ class Command(OperatorCommand):
             upstream=opts["upstream"],
             upstream_api_key=self._upstream_key(opts["upstream"]),
             upstream_model=opts["upstream_model"],
+            require_auth=not opts["no_auth"],
         )
         subnet = LocalSubnet(
             opts["miners"], host=opts["host"], base_port=opts["port"], behaviour=behaviour, netuid=opts["netuid"]
