@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 from django.conf import settings
 
 from endpoint import errors
 from endpoint.config import RuntimeConfig
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ def _client(api_key: str, base_url: str) -> openai.AsyncOpenAI:
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
     client = per_loop.get((api_key, base_url))
     if client is None:
+        import openai  # here, not at the top: half a second and tens of MB per worker, for an optional filter
+
         client = openai.AsyncOpenAI(
             api_key=api_key or "not-configured",
             base_url=base_url,
@@ -38,6 +42,12 @@ def _client(api_key: str, base_url: str) -> openai.AsyncOpenAI:
         )
         per_loop[(api_key, base_url)] = client
     return client
+
+
+def _api_error() -> type[Exception]:
+    import openai
+
+    return openai.APIError
 
 
 def _texts(messages: list[dict[str, Any]]) -> list[str]:
@@ -51,9 +61,10 @@ async def check_moderation(messages: list[dict[str, Any]], config: RuntimeConfig
     texts = _texts(messages)
     if not texts:
         return
+    client = _client(config.openai_api_key, config.openai_base_url)
     try:
-        result = await _client(config.openai_api_key, config.openai_base_url).moderations.create(input=texts)
-    except (openai.APIError, TimeoutError) as exc:
+        result = await client.moderations.create(input=texts)
+    except (_api_error(), TimeoutError) as exc:
         if config.moderation_fail_closed:
             log.error("moderation check failed (%s); refusing the request (fail closed)", type(exc).__name__)
             raise errors.ModerationUnavailable() from None
