@@ -65,13 +65,19 @@ def _fresh_runtime_state():
 @pytest.fixture(scope="session", autouse=True)
 def _fresh_rate_limit_counters():
     """Key ids restart with every test database; counters in Redis would not."""
+    delete_redis_keys("ratelimit:*")
+
+
+def delete_redis_keys(pattern: str) -> bool:
+    """Delete the test Redis's keys matching ``pattern``; False without Redis."""
     if not settings.REDIS_URL:
-        return
+        return False
     import redis
 
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1)
-        for name in client.scan_iter("ratelimit:*", count=500):
+        for name in client.scan_iter(pattern, count=500):
             client.delete(name)
     except redis.RedisError:
         pass  # tests that need Redis say so themselves
+    return True

@@ -100,14 +100,7 @@ def _fresh_allauth_limits():
     test comes from the same loopback address."""
     from django.core.cache import cache
 
-    if not settings.REDIS_URL:
-        cache.clear()
-        return
-    import redis
+    from tests.conftest import delete_redis_keys
 
-    try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1)
-        for name in client.scan_iter("*allauth:rl:*", count=500):
-            client.delete(name)
-    except redis.RedisError:
-        pass
+    if not delete_redis_keys("*allauth:rl:*"):
+        cache.clear()

@@ -90,14 +90,20 @@ class KeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CreatedKeySerializer(KeySerializer):
+def shown_once(name: str, base: type[serializers.ModelSerializer]) -> type[serializers.ModelSerializer]:
+    """``base`` plus the full key: the one response that creates a key."""
+
+    class Meta(base.Meta):
+        fields = ("key", *base.Meta.fields)
+        read_only_fields = fields
+
     key = serializers.CharField(
         source="raw", read_only=True, help_text="The full API key. Shown in this response only: store it now."
     )
+    return type(name, (base,), {"__module__": __name__, "key": key, "Meta": Meta})
 
-    class Meta(KeySerializer.Meta):
-        fields = ("key", *KeySerializer.Meta.fields)
-        read_only_fields = fields
+
+CreatedKeySerializer = shown_once("CreatedKeySerializer", KeySerializer)
 
 
 class KeyCreateSerializer(serializers.Serializer):
@@ -231,14 +237,7 @@ class UserKeySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class UserCreatedKeySerializer(UserKeySerializer):
-    key = serializers.CharField(
-        source="raw", read_only=True, help_text="The full API key. Shown in this response only: store it now."
-    )
-
-    class Meta(UserKeySerializer.Meta):
-        fields = ("key", *UserKeySerializer.Meta.fields)
-        read_only_fields = fields
+UserCreatedKeySerializer = shown_once("UserCreatedKeySerializer", UserKeySerializer)
 
 
 class UserKeyCreateSerializer(serializers.Serializer):
