@@ -51,8 +51,20 @@ class RequestLog:
 
 def record_request(entry: RequestLog) -> None:
     if connection.vendor == "postgresql":
-        _insert_in_one_statement(entry)
+        _write_in_one_statement(entry, _INSERT_SQL)
     else:
+        _insert_with_the_orm(entry)
+
+
+def rewrite_request(entry: RequestLog) -> None:
+    """Replace a request logged early (a stream, from its first content on)
+    with its final state; written anew if the early write never landed."""
+    if connection.vendor == "postgresql":
+        _write_in_one_statement(entry, _REWRITE_SQL)
+        return
+    with transaction.atomic():
+        MinerResponse.objects.filter(request_id=entry.id).delete()
+        Request.objects.filter(pk=entry.id).delete()
         _insert_with_the_orm(entry)
 
 
@@ -67,17 +79,29 @@ REQUEST_FIELDS = [
 MINER_FIELDS = ["request", "uid", "hotkey", "is_success", "response", "error", "status", "response_ms"]
 
 
-def _insert_sql() -> str:
+def _write_sql(*, replace: bool) -> str:
+    """The request row and its miner rows in one statement. ``replace``: an
+    earlier version of the request goes (its miner rows deleted, its row
+    updated) — the statement's parts all see the table as it was before it."""
     request_table, miner_table = Request._meta.db_table, MinerResponse._meta.db_table
+    request_fk = MinerResponse._meta.get_field("request").column
+    final = ("status", "api_error", "credits_charged", "elapsed_ms", "strategy", "messages")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (Request._meta.get_field(f).column for f in final))
     return (
-        f"WITH saved AS (INSERT INTO {request_table} ({_columns(Request, REQUEST_FIELDS)}) "
-        "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet)) "
-        f"INSERT INTO {miner_table} ({_columns(MinerResponse, MINER_FIELDS)}) "
+        (f"WITH gone AS (DELETE FROM {miner_table} WHERE {request_fk} = %s), " if replace else "WITH ")
+        + f"saved AS (INSERT INTO {request_table} ({_columns(Request, REQUEST_FIELDS)}) "
+        "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet)"
+        + (f" ON CONFLICT (id) DO UPDATE SET {updates}" if replace else "")
+        + f") INSERT INTO {miner_table} ({_columns(MinerResponse, MINER_FIELDS)}) "
         "SELECT %s, * FROM unnest(%s::int[], %s::text[], %s::bool[], %s::text[], %s::text[], %s::int[], %s::float8[])"
     )
 
 
-def _insert_in_one_statement(entry: RequestLog) -> None:
+_INSERT_SQL = _write_sql(replace=False)
+_REWRITE_SQL = _write_sql(replace=True)
+
+
+def _write_in_one_statement(entry: RequestLog, sql: str) -> None:
     miners = entry.miners
     params = [
         entry.id, entry.key_id, entry.user_id, entry.route, orjson.dumps(entry.messages).decode(), entry.strategy,
@@ -86,8 +110,10 @@ def _insert_in_one_statement(entry: RequestLog) -> None:
         [m.response for m in miners], [m.error for m in miners], [m.status for m in miners],
         [m.response_ms for m in miners],
     ]  # fmt: skip
+    if sql is _REWRITE_SQL:
+        params.insert(0, entry.id)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(), params)
+        cursor.execute(sql, params)
 
 
 def _insert_with_the_orm(entry: RequestLog) -> None:
@@ -120,12 +146,3 @@ def _insert_with_the_orm(entry: RequestLog) -> None:
                 )
                 for m in entry.miners
             )
-
-
-def rewrite_request(entry: RequestLog) -> None:
-    """Replace a request logged early (a stream, from its first content on)
-    with its final state, in one transaction."""
-    with transaction.atomic():
-        MinerResponse.objects.filter(request_id=entry.id).delete()
-        Request.objects.filter(pk=entry.id).delete()
-        record_request(entry)
