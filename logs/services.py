@@ -51,7 +51,7 @@ class RequestLog:
 
 def record_request(entry: RequestLog) -> None:
     if connection.vendor == "postgresql":
-        _write_in_one_statement(entry, _INSERT_SQL)
+        _write_in_one_statement(entry, replace=False)
     else:
         _insert_with_the_orm(entry)
 
@@ -60,7 +60,7 @@ def rewrite_request(entry: RequestLog) -> None:
     """Replace a request logged early (a stream, from its first content on)
     with its final state; written anew if the early write never landed."""
     if connection.vendor == "postgresql":
-        _write_in_one_statement(entry, _REWRITE_SQL)
+        _write_in_one_statement(entry, replace=True)
         return
     with transaction.atomic():
         MinerResponse.objects.filter(request_id=entry.id).delete()
@@ -97,11 +97,10 @@ def _write_sql(*, replace: bool) -> str:
     )
 
 
-_INSERT_SQL = _write_sql(replace=False)
-_REWRITE_SQL = _write_sql(replace=True)
+_SQL = {False: _write_sql(replace=False), True: _write_sql(replace=True)}
 
 
-def _write_in_one_statement(entry: RequestLog, sql: str) -> None:
+def _write_in_one_statement(entry: RequestLog, *, replace: bool) -> None:
     miners = entry.miners
     params = [
         entry.id, entry.key_id, entry.user_id, entry.route, orjson.dumps(entry.messages).decode(), entry.strategy,
@@ -110,10 +109,10 @@ def _write_in_one_statement(entry: RequestLog, sql: str) -> None:
         [m.response for m in miners], [m.error for m in miners], [m.status for m in miners],
         [m.response_ms for m in miners],
     ]  # fmt: skip
-    if sql is _REWRITE_SQL:
+    if replace:  # the DELETE of the old miner rows comes first
         params.insert(0, entry.id)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_SQL[replace], params)
 
 
 def _insert_with_the_orm(entry: RequestLog) -> None:
