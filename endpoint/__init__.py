@@ -1,3 +1,8 @@
-from .celery import app as celery_app
+"""The project package.
 
-__all__ = ["celery_app"]
+The Celery app lives in ``endpoint.celery`` and is named on the command line
+(``celery -A endpoint.celery worker``), not imported here as the usual
+Django/Celery recipe does: the web workers never send tasks (beat schedules
+them, the worker runs them), and importing Celery, kombu and their YAML and
+AMQP modules into every web worker costs memory for nothing.
+"""

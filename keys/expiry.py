@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from dateparser.date import DateDataParser
 from django.utils import timezone
 
 NEVER = ("-1", "never", "false", "none", "")
@@ -61,6 +60,10 @@ def _from_iso(text: str) -> datetime | None:
 
 
 def _from_english(text: str, *, base: datetime) -> datetime | None:
+    # Imported here: dateparser's language data is megabytes that a web
+    # worker serving the API never needs (only the admin and the CLI read expiries).
+    from dateparser.date import DateDataParser
+
     start_of_today = base.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
     parser = DateDataParser(
         languages=["en"],

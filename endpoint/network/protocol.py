@@ -19,9 +19,9 @@ from typing import Any
 
 import aiohttp
 import orjson
-from bittensor import http_auth
 from django.conf import settings
 
+from .btauth import sign_request
 from .metagraph import NeuronInfo
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def _error_text(body: bytes) -> str:
 
 
 async def _post(url: str, path: str, payload: bytes, keypair: Any, neuron: NeuronInfo, timeout: float) -> MinerResult:
-    headers = http_auth.sign(keypair, method="POST", path=path, body=payload, receiver_ss58=neuron.hotkey)
+    headers = sign_request(keypair, path=path, body=payload, receiver=neuron.hotkey)
     headers["Content-Type"] = "application/json"
     request_timeout = aiohttp.ClientTimeout(total=timeout, connect=min(CONNECT_TIMEOUT, timeout))
     post = shared_session().post(
@@ -294,7 +294,7 @@ async def open_miner_stream(
     url = check_axon(neuron.axon, allow_private=allow_private) if neuron.active else None
     if url is None:
         raise MinerFailure("miner is not active on the subnet")
-    headers = http_auth.sign(keypair, method="POST", path=path, body=payload, receiver_ss58=neuron.hotkey)
+    headers = sign_request(keypair, path=path, body=payload, receiver=neuron.hotkey)
     headers["Content-Type"] = "application/json"
     cap = settings.MAX_MINER_RESPONSE_BYTES
     request_timeout = aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT, timeout))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
-import bittensor as bt
-from bittensor.sp_core import Keypair
+from bittensor_core import Keypair, deserialize_keypair_from_keyfile_data, keyfile_data_is_encrypted
 from django.conf import settings
 
 from endpoint import errors
@@ -31,13 +31,24 @@ def keypair_from_mnemonic(mnemonic: str) -> Keypair:
 
 
 def _keypair_from_wallet_dir() -> Keypair | None:
-    if not settings.BT_WALLET_NAME:
+    """The hotkey file of the wallet directory (``<path>/<name>/hotkeys/<hotkey>``).
+
+    A plain keyfile is read with ``bittensor_core`` alone; an encrypted one
+    (rare for hotkeys) goes through the SDK's Wallet, which knows where its
+    password comes from. The SDK is imported only then: loading it costs
+    every worker about 45 MB."""
+    name, hotkey = settings.BT_WALLET_NAME, settings.BT_WALLET_HOTKEY
+    if not name:
         return None
-    wallet = bt.Wallet(name=settings.BT_WALLET_NAME, hotkey=settings.BT_WALLET_HOTKEY, path=settings.BT_WALLET_PATH)
     try:
-        return wallet.hotkey
-    except Exception as exc:  # the SDK raises several keyfile errors
-        log.error("cannot read hotkey of wallet %s/%s: %s", wallet.name, wallet.hotkey_str, type(exc).__name__)
+        data = (Path(settings.BT_WALLET_PATH).expanduser() / name / "hotkeys" / hotkey).read_bytes()
+        if not keyfile_data_is_encrypted(data):
+            return deserialize_keypair_from_keyfile_data(data)
+        import bittensor as bt
+
+        return bt.Wallet(name=name, hotkey=hotkey, path=settings.BT_WALLET_PATH).hotkey
+    except Exception as exc:  # missing file, bad JSON, wrong password: the SDK and core raise several kinds
+        log.error("cannot read hotkey of wallet %s/%s: %s", name, hotkey, type(exc).__name__)
         return None
 
 

@@ -32,3 +32,10 @@ def test_hotkey_from_a_wallet_directory(tmp_path, settings):
     wallet.regenerate_hotkey(mnemonic=mnemonic, use_password=False, overwrite=True, suppress=True)
     settings.BT_WALLET_NAME, settings.BT_WALLET_HOTKEY, settings.BT_WALLET_PATH = "val", "hk", str(tmp_path)
     assert validator_hotkey("").ss58_address == Keypair.create_from_mnemonic(mnemonic).ss58_address
+
+
+def test_a_missing_wallet_file_is_a_503_not_a_crash(tmp_path, settings, caplog):
+    settings.BT_WALLET_NAME, settings.BT_WALLET_HOTKEY, settings.BT_WALLET_PATH = "nowallet", "hk", str(tmp_path)
+    with pytest.raises(errors.HotkeyNotConfigured):
+        validator_hotkey("")
+    assert "cannot read hotkey of wallet nowallet/hk" in caplog.text
