@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from endpoint import errors
 from endpoint.config import RuntimeConfig, aruntime_config
-from endpoint.db import run_db
 from endpoint.metrics import observe_call
 from endpoint.moderation import check_moderation
 from endpoint.network.dispatch import (
@@ -36,8 +35,8 @@ from endpoint.network.wallet import validator_hotkey
 from endpoint.ratelimits import RateState, check_rate_limits, rules_for
 from endpoint.strategies import DEFAULT, Strategy, parse_strategy
 from keys.models import ApiKey
-from keys.services import Reservation, aauthenticate_key, areserve_credits, parse_bearer, settle_credits
-from logs.services import MinerLog, RequestLog, record_request, rewrite_request
+from keys.services import Reservation, Settlement, aauthenticate_key, areserve_credits, parse_bearer
+from logs.services import MinerLog, RequestLog, record_request, rewrite_request, write_request_log
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class GatewayCall:
     def __init__(self, request, route: str) -> None:
         self.started = time.perf_counter()
         self.handed_off = False
-        self.settling: asyncio.Future | None = None
+        self.settlement: Settlement | None = None  # applied with the log, in one statement
         self.early_log: asyncio.Future | None = None
         self.rate_state: RateState | None = None
         self.log = RequestLog(route=route, started_at=timezone.now(), client_ip=request.META.get("REMOTE_ADDR"))
@@ -121,16 +120,14 @@ class GatewayCall:
             self.log.status, self.log.api_error = 500, "InternalError"
         self.log.elapsed_ms = (time.perf_counter() - self.started) * 1000
         try:
-            if self.settling is not None:
-                await asyncio.wait([self.settling])  # log what was really charged
             observe_call(self.log)
+            write = record_request
             if self.early_log is not None:
                 await asyncio.wait([self.early_log])
                 if not self.early_log.cancelled() and self.early_log.exception() is not None:
                     log.warning("the early log of %s failed; writing the final one", self.log.id)
-                await asyncio.shield(run_db(rewrite_request, self.log))
-            else:
-                await asyncio.shield(run_db(record_request, self.log))
+                write = rewrite_request  # applies the settlement only if the early record never landed
+            await asyncio.shield(write_request_log(write, self.log, self.settlement))
         except Exception:
             log.exception("could not write the request log %s", self.log.id)
 
@@ -178,19 +175,16 @@ class GatewayCall:
         content is out and charged, so a crash mid-stream can't lose the
         record of a charged answer."""
         entry = replace(self.log, miners=list(self.log.miners), elapsed_ms=(time.perf_counter() - self.started) * 1000)
-        self.early_log = asyncio.ensure_future(run_db(record_request, entry))
+        self.early_log = asyncio.ensure_future(write_request_log(record_request, entry, self.settlement))
 
-    async def _settle(self, reservation: Reservation, used: int, miner_calls: int) -> None:
-        """Settle the hold, once per call. It runs to the end even when the
-        client goes away mid-call (the await is shielded, the work is a task)."""
-        if self.settling is not None:
+    def settle(self, reservation: Reservation, used: int, miner_calls: int) -> None:
+        """Settle the hold, once per call: what it cost is known now; the
+        database applies it together with the request's log (``finish``, or a
+        stream's early log), so a charge never lands without its log."""
+        if self.settlement is not None:
             raise RuntimeError("a call is settled once")
-
-        async def settle() -> None:
-            self.log.credits_charged = await run_db(settle_credits, reservation, used, miner_calls)
-
-        self.settling = asyncio.ensure_future(settle())
-        await asyncio.shield(self.settling)
+        self.settlement = Settlement(reservation, used, miner_calls)
+        self.log.credits_charged = self.settlement.cost
 
     async def answer(self, key: ApiKey, prompt: Prompt) -> Dispatch:
         plan = await self.plan(key, prompt)
@@ -200,7 +194,7 @@ class GatewayCall:
         try:
             outcome = await dispatch(plan.neurons, prompt.payload(), plan.options, **plan.miner_kwargs)
         finally:
-            await self._settle(reservation, cost * len(outcome.successes), outcome.queried)
+            self.settle(reservation, cost * len(outcome.successes), outcome.queried)
             self.log.miners = _miner_logs(outcome.successes + outcome.failures, outcome.cancelled)
         if not outcome.successes:
             raise errors.AllMinersFailed(failed_responses=outcome.seed_json()["failed_responses"])
@@ -216,7 +210,7 @@ class GatewayCall:
             race = await race_streams(plan.neurons, prompt.payload(stream=True), plan.options, **plan.miner_kwargs)
         finally:
             if race.winner is None:
-                await self._settle(reservation, 0, len(race.failures) + len(race.cancelled))
+                self.settle(reservation, 0, len(race.failures) + len(race.cancelled))
                 self.log.miners = _miner_logs(race.failures, race.cancelled)
         if race.winner is None:
             failed = [r.seed_failure(i) for i, r in enumerate(race.failures)]
@@ -245,7 +239,7 @@ class ChatStream:
             for chunk in winner.opening:
                 yield chunk
             # The first content has been handed over: now the answer is charged, and logged.
-            await call._settle(self.reservation, self.cost, miner_calls)
+            call.settle(self.reservation, self.cost, miner_calls)
             opening = MinerResult(winner.uid, winner.hotkey, True, content=winner.content)
             opening.response_ms = winner.response_ms
             call.log.miners = _miner_logs([opening, *self.race.failures], self.race.cancelled)
@@ -262,8 +256,8 @@ class ChatStream:
             raise
         finally:
             await winner.close()
-            if call.settling is None:
-                await call._settle(self.reservation, 0, miner_calls)
+            if call.settlement is None:
+                call.settle(self.reservation, 0, miner_calls)
             content = winner.content + "".join(self.text)
             answered = MinerResult(winner.uid, winner.hotkey, True, content=content, error=self.error)
             answered.response_ms = winner.response_ms

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -140,33 +141,69 @@ class Reservation:
     held: int  # credits taken from the key; 0 for unlimited keys
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """What a finished call owes its key: the hold given back beyond what
+    was used, and the call counted. Applied once, in one UPDATE — alone
+    (``settle_credits``) or in the same statement as the request's log
+    (``logs.services.record_request``), so a charge and its log land together."""
+
+    reservation: Reservation
+    used: int
+    miner_calls: int = 0
+
+    @property
+    def cost(self) -> int:
+        """What the call cost: never more than was held (for an unlimited key, what it would have cost)."""
+        used = max(0, self.used)
+        return min(used, self.reservation.held) if self.reservation.held else used
+
+    @property
+    def refund(self) -> int:
+        return self.reservation.held - self.cost if self.reservation.held else 0
+
+    def params(self) -> list:
+        """The parameters of SETTLE_SQL, the UPDATE that applies it (``credits
+        + 0`` leaves an unlimited key's NULL as it is)."""
+        return [self.refund, self.miner_calls, timezone.now(), self.reservation.key_id]
+
+
+# The two statements every API call runs, written once as SQL: compiling the
+# ORM's filter().update(F()) cost more than the round trip itself (0.7 ms
+# of 1.25 ms per call on the 2-core bench machine).
+def _column(name: str) -> str:
+    return ApiKey._meta.get_field(name).column
+
+
+_TABLE = ApiKey._meta.db_table
+_CREDITS = _column("credits")
+_RESERVE_SQL = f"UPDATE {_TABLE} SET {_CREDITS} = {_CREDITS} - %s WHERE id = %s AND {_CREDITS} >= %s"
+SETTLE_SQL = (
+    f"UPDATE {_TABLE} SET {_CREDITS} = {_CREDITS} + %s, "
+    f"{_column('api_request_count')} = {_column('api_request_count')} + 1, "
+    f"{_column('request_count')} = {_column('request_count')} + %s, {_column('last_used_at')} = %s WHERE id = %s"
+)
+
+
 def reserve_credits(key: ApiKey, n: int) -> Reservation:
-    """Take ``n`` credits from ``key`` up front, or raise NotEnoughCredits."""
+    """Take ``n`` credits from ``key`` up front, or raise NotEnoughCredits:
+    one conditional UPDATE, so concurrent calls can't overspend."""
     if key.credits is None or n <= 0:
         return Reservation(key_id=key.pk, held=0)
-    updated = ApiKey.objects.filter(pk=key.pk, credits__gte=n).update(credits=F("credits") - n)
-    if not updated:
-        raise errors.APIKeyNotEnoughCredits()
+    with connection.cursor() as cursor:
+        cursor.execute(_RESERVE_SQL, [n, key.pk, n])
+        if cursor.rowcount != 1:
+            raise errors.APIKeyNotEnoughCredits()
     return Reservation(key_id=key.pk, held=n)
 
 
 def settle_credits(reservation: Reservation, used: int, miner_calls: int = 0) -> int:
     """Give back what the reservation held beyond ``used``, and count the
-    call on the key, in one UPDATE. Returns the credits the call cost (for an
-    unlimited key, what it would have cost)."""
-    used = max(0, used)
-    if reservation.held:
-        used = min(used, reservation.held)
-    refund = reservation.held - used if reservation.held else 0
-    changes = {
-        "api_request_count": F("api_request_count") + 1,
-        "request_count": F("request_count") + miner_calls,
-        "last_used_at": timezone.now(),
-    }
-    if refund:
-        changes["credits"] = F("credits") + refund
-    ApiKey.objects.filter(pk=reservation.key_id).update(**changes)
-    return used
+    call on the key, in one UPDATE. Returns the credits the call cost."""
+    settlement = Settlement(reservation, used, miner_calls)
+    with connection.cursor() as cursor:
+        cursor.execute(SETTLE_SQL, settlement.params())
+    return settlement.cost
 
 
 def do_add_credits(key: ApiKey, amount: int) -> ApiKey:

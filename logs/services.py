@@ -1,20 +1,30 @@
-"""Writing request logs: one Request row and its MinerResponse rows.
+"""Writing request logs: one Request row and its MinerResponse rows, and
+the settlement of the call's credits with them.
 
-On PostgreSQL both go in one SQL statement (the miners through ``unnest``):
-one round trip, atomic without a transaction block, and little Python — the
-write runs on a DB thread while the event loop serves the next request, so
-every microsecond it holds the GIL is taken from someone's latency.
-Elsewhere (SQLite on a laptop) the ORM does it in one transaction."""
+On PostgreSQL all of it goes in one SQL statement (the miners through
+``unnest``, the key's UPDATE as a CTE): one round trip and one commit,
+atomic without a transaction block, and little Python — the write runs on a
+DB thread while the event loop serves the next request, so every
+microsecond it holds the GIL is taken from someone's latency. Elsewhere
+(SQLite on a laptop) the ORM does it in one transaction.
+
+The settlement rides with the statement that *creates* the request's row:
+a stream's early record carries it, and the final rewrite applies it only
+if that early record never landed. So a call is settled exactly once, and
+never without its log."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
+
+from endpoint.db import run_db
+from keys.services import SETTLE_SQL, Settlement
 
 from .models import MinerResponse, Request
 
@@ -48,24 +58,52 @@ class RequestLog:
     client_ip: str | None = None
     miners: list[MinerLog] = field(default_factory=list)
 
+    def without_texts(self, *, owner: bool = True) -> RequestLog:
+        """This log with what clients and miners wrote left out (and, with
+        ``owner=False``, its key and user): what is kept when the database
+        refuses the full record."""
+        note = "not logged: the database refused the record"
+        miners = [replace(m, response="", error=m.error and note) for m in self.miners]
+        kept = {} if owner else {"key_id": None, "user_id": None}
+        return replace(self, messages=[], miners=miners, **kept)
 
-def record_request(entry: RequestLog) -> None:
+
+async def write_request_log(write, entry: RequestLog, settlement: Settlement | None) -> None:
+    """Run ``write`` (``record_request`` or ``rewrite_request``) on a DB
+    thread. A statement the database refuses changes nothing, so it is tried
+    once more without the texts (or, for a key deleted meanwhile, without
+    the key): the request and its charge are not lost to what a client or
+    miner sent."""
+    try:
+        await run_db(write, entry, settlement)
+    except (DataError, IntegrityError) as exc:
+        log.warning("the log of %s was refused (%s); writing it without its texts", entry.id, type(exc).__name__)
+        await run_db(write, entry.without_texts(owner=isinstance(exc, DataError)), settlement)
+
+
+def record_request(entry: RequestLog, settlement: Settlement | None = None) -> None:
+    """Write the request's log and, with it, settle its credits."""
     if connection.vendor == "postgresql":
-        _write_in_one_statement(entry, replace=False)
-    else:
+        _write_in_one_statement(entry, settlement, replace=False)
+        return
+    with transaction.atomic():
         _insert_with_the_orm(entry)
+        _settle_with_the_orm(settlement)
 
 
-def rewrite_request(entry: RequestLog) -> None:
+def rewrite_request(entry: RequestLog, settlement: Settlement | None = None) -> None:
     """Replace a request logged early (a stream, from its first content on)
-    with its final state; written anew if the early write never landed."""
+    with its final state. If the early write never landed, the request is
+    written anew and ``settlement`` applied; otherwise it was applied then."""
     if connection.vendor == "postgresql":
-        _write_in_one_statement(entry, replace=True)
+        _write_in_one_statement(entry, settlement, replace=True)
         return
     with transaction.atomic():
         MinerResponse.objects.filter(request_id=entry.id).delete()
-        Request.objects.filter(pk=entry.id).delete()
+        existed = Request.objects.filter(pk=entry.id).delete()[0] > 0
         _insert_with_the_orm(entry)
+        if not existed:
+            _settle_with_the_orm(settlement)
 
 
 def _columns(model, names: list[str]) -> str:
@@ -79,10 +117,13 @@ REQUEST_FIELDS = [
 MINER_FIELDS = ["request", "uid", "hotkey", "is_success", "response", "error", "status", "response_ms"]
 
 
-def _write_sql(*, replace: bool) -> str:
-    """The request row and its miner rows in one statement. ``replace``: an
-    earlier version of the request goes (its miner rows deleted, its row
-    updated) — the statement's parts all see the table as it was before it."""
+def _write_sql(*, replace: bool, settle: bool) -> str:
+    """The request row, its miner rows and (``settle``) the key's settlement
+    in one statement. ``replace``: an earlier version of the request goes
+    (its miner rows deleted, its row updated) — the statement's parts all see
+    the tables as they were before it. The settlement's UPDATE runs only if
+    the request row was inserted by this statement (``xmax = 0``), not
+    updated."""
     request_table, miner_table = Request._meta.db_table, MinerResponse._meta.db_table
     request_fk = MinerResponse._meta.get_field("request").column
     final = ("status", "api_error", "credits_charged", "elapsed_ms", "strategy", "messages")
@@ -92,27 +133,60 @@ def _write_sql(*, replace: bool) -> str:
         + f"saved AS (INSERT INTO {request_table} ({_columns(Request, REQUEST_FIELDS)}) "
         "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet)"
         + (f" ON CONFLICT (id) DO UPDATE SET {updates}" if replace else "")
-        + f") INSERT INTO {miner_table} ({_columns(MinerResponse, MINER_FIELDS)}) "
+        + " RETURNING (xmax = 0) AS inserted)"
+        + (f", settled AS ({SETTLE_SQL} AND EXISTS (SELECT 1 FROM saved WHERE inserted))" if settle else "")
+        + f" INSERT INTO {miner_table} ({_columns(MinerResponse, MINER_FIELDS)}) "
         "SELECT %s, * FROM unnest(%s::int[], %s::text[], %s::bool[], %s::text[], %s::text[], %s::int[], %s::float8[])"
     )
 
 
-_SQL = {False: _write_sql(replace=False), True: _write_sql(replace=True)}
+_SQL = {(r, s): _write_sql(replace=r, settle=s) for r in (False, True) for s in (False, True)}
 
 
-def _write_in_one_statement(entry: RequestLog, *, replace: bool) -> None:
+def _write_in_one_statement(entry: RequestLog, settlement: Settlement | None, *, replace: bool) -> None:
     miners = entry.miners
     params = [
-        entry.id, entry.key_id, entry.user_id, entry.route, orjson.dumps(entry.messages).decode(), entry.strategy,
+        entry.id, entry.key_id, entry.user_id, entry.route, _jsonb(entry.messages), entry.strategy,
         entry.status, entry.api_error, entry.credits_charged, entry.started_at, entry.elapsed_ms, entry.client_ip,
-        entry.id, [m.uid for m in miners], [m.hotkey for m in miners], [m.is_success for m in miners],
-        [m.response for m in miners], [m.error for m in miners], [m.status for m in miners],
-        [m.response_ms for m in miners],
     ]  # fmt: skip
     if replace:  # the DELETE of the old miner rows comes first
         params.insert(0, entry.id)
+    if settlement is not None:
+        params += settlement.params()
+    params += [
+        entry.id, [m.uid for m in miners], [_text(m.hotkey) for m in miners], [m.is_success for m in miners],
+        [_text(m.response) for m in miners], [_text(m.error) for m in miners], [m.status for m in miners],
+        [m.response_ms for m in miners],
+    ]  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(_SQL[replace], params)
+        cursor.execute(_SQL[replace, settlement is not None], params)
+
+
+def _text(text: str | None) -> str | None:
+    """PostgreSQL text can't hold NUL characters; a miner's answer may."""
+    return text.replace("\x00", "") if text and "\x00" in text else text
+
+
+def _jsonb(value) -> str:
+    """JSON for a jsonb column, which refuses the \\u0000 escape a client's message may hold."""
+    dumped = orjson.dumps(value).decode()
+    return orjson.dumps(_without_nul(value)).decode() if "\\u0000" in dumped else dumped
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_text(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
+def _settle_with_the_orm(settlement: Settlement | None) -> None:
+    if settlement is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(SETTLE_SQL, settlement.params())
 
 
 def _insert_with_the_orm(entry: RequestLog) -> None:

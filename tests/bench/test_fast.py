@@ -12,13 +12,15 @@ Load comes from tests/bench/loadgen.py (aiohttp on uvloop in its own
 process); CPU per request is the server's process tree's utime + stime from
 /proc during the measured requests, divided by their number.
 BENCH_REQUESTS (default 2000) sets how many requests each overhead figure
-uses.
+uses; BENCH_CONCURRENCY (default "1,32") which concurrencies the overhead
+and streaming figures are measured at.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
@@ -46,6 +48,7 @@ METAGRAPH_CACHE = 1.0  # seconds; the server reloads a switched snapshot this fa
 FANOUT = [round(0.05 + 0.45 * i / 63, 4) for i in range(64)]  # 50..500 ms
 FIRST = [round(random.Random(16).uniform(0.05, 0.3), 4) for _ in range(16)]
 SLOW = [1.0] * 8
+CONCURRENCIES = tuple(int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1,32").split(","))
 
 # The miners: one process, each group a metagraph of its own (switched in turn).
 GROUPS = {
@@ -232,7 +235,7 @@ def test_overhead(stack, delay_index):
     delay_ms = int(DELAYS[delay_index] * 1000)
     stack.use("overhead")
     misses: list[str] = []
-    for concurrency in (1, 32):
+    for concurrency in CONCURRENCIES:
         results = measure_all(stack, targets(stack, delay_index), concurrency, stream=False)
         base = results["a_miner"]["latency_ms"]
         figures = {}
@@ -266,7 +269,7 @@ def test_streaming_first_token(stack):
     stack.use("overhead")
     misses: list[str] = []
     specs = targets(stack, 0, stream=True)
-    for concurrency in (1, 32):
+    for concurrency in CONCURRENCIES:
         results = measure_all(stack, specs, concurrency, stream=True)
         own = results["a_miner"]["ttft_ms"]
         figures = {}

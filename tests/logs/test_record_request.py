@@ -1,13 +1,18 @@
-"""Writing request logs: one request with its miner rows, and the rewrite a
-stream makes of the record it wrote at its first content."""
+"""Writing request logs: one request with its miner rows and the call's
+settlement, and the rewrite a stream makes of the record it wrote at its
+first content."""
 
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
+from keys.models import ApiKey
+from keys.services import Settlement, reserve_credits
 from logs.models import MinerResponse, Request
-from logs.services import MinerLog, RequestLog, record_request, rewrite_request
+from logs.services import MinerLog, RequestLog, record_request, rewrite_request, write_request_log
+from tests.factories import ApiKeyFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,3 +51,63 @@ def test_a_rewrite_without_an_early_record_writes_it(postgres):
     rewrite_request(log)
     assert Request.objects.filter(pk=log.id).exists()
     assert MinerResponse.objects.get(request_id=log.id).response == "ok"
+
+
+# --- the settlement rides with the log -----------------------------------------------
+
+
+def held_key(credits: int = 10, held: int = 3) -> tuple:
+    key = ApiKeyFactory(credits=credits)
+    return key, reserve_credits(key, held)
+
+
+def balance(key) -> tuple:
+    key.refresh_from_db()
+    return key.credits, key.api_request_count, key.request_count
+
+
+def test_the_log_and_the_charge_land_in_one_write(postgres):
+    key, held = held_key()
+    log = entry(key_id=key.pk, credits_charged=1)
+    record_request(log, Settlement(held, used=1, miner_calls=3))
+    assert balance(key) == (9, 1, 3)  # 3 held, 2 given back; the call and its 3 miner calls counted
+    assert Request.objects.get(pk=log.id).credits_charged == 1
+
+
+def test_a_stream_is_settled_once_by_its_early_record_not_again_by_the_rewrite(postgres):
+    key, held = held_key(held=1)
+    settlement = Settlement(held, used=1, miner_calls=1)
+    log = entry(key_id=key.pk, credits_charged=1)
+    record_request(log, settlement)
+    log.status = 200
+    rewrite_request(log, settlement)
+    rewrite_request(log, settlement)
+    assert balance(key) == (9, 1, 1)
+    assert Request.objects.filter(pk=log.id).count() == 1
+
+
+def test_the_rewrite_settles_when_the_early_record_never_landed(postgres):
+    key, held = held_key(held=2)
+    rewrite_request(entry(key_id=key.pk), Settlement(held, used=0, miner_calls=1))
+    assert balance(key) == (10, 1, 1)
+
+
+def test_nul_characters_from_a_client_or_a_miner_do_not_lose_the_log(postgres):
+    log = entry(miners=[MinerLog(1, "5A", True, response="a\x00b", error="")])
+    log.messages = [{"role": "user", "content": "x\x00y"}]
+    record_request(log)
+    saved = Request.objects.get(pk=log.id)
+    assert saved.messages == [{"role": "user", "content": "xy"}]
+    assert MinerResponse.objects.get(request=saved).response == "ab"
+
+
+def test_a_refused_record_is_kept_without_its_key_and_still_settled(postgres):
+    """A key deleted while its call was running: the log can't point at it
+    (foreign key), so the request is logged without it rather than lost."""
+    key, held = held_key()
+    log = entry(key_id=key.pk, miners=[MinerLog(1, "5A", True, response="secret answer")])
+    ApiKey.objects.filter(pk=key.pk).delete()
+    async_to_sync(write_request_log)(record_request, log, Settlement(held, used=1))
+    saved = Request.objects.get(pk=log.id)
+    assert saved.key_id is None and saved.messages == []
+    assert MinerResponse.objects.get(request=saved).response == ""
