@@ -7,9 +7,14 @@ middlewares runs its hooks through ``sync_to_async`` (a thread hop each way),
 which cost more CPU per API call than the rest of the gateway; so those
 routes go through a handler with an empty middleware chain. Same project,
 same URLconf, same views.
+
+The ASGI lifespan (uvicorn sends it to each worker) opens the worker's
+event-loop database pool (endpoint.asyncdb) at start and closes it, with
+the Redis clients, at shutdown.
 """
 
 import asyncio
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
@@ -84,8 +89,29 @@ def is_gateway_path(path: str) -> bool:
     return path == "/chat" or path.startswith(("/v1/", "/health/"))
 
 
+async def lifespan(receive, send) -> None:
+    from endpoint.asyncdb import close_pool, open_pool
+    from endpoint.redis_clients import close_async_redis
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await open_pool()
+            except Exception as exc:  # the server must still start; calls then use DB threads
+                logging.getLogger(__name__).error("could not open the event-loop DB pool: %s", exc)
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await close_pool()
+            await close_async_redis()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def application(scope, receive, send):
     if scope["type"] == "http" and is_gateway_path(scope["path"]):
         await gateway(scope, receive, send)
+    elif scope["type"] == "lifespan":
+        await lifespan(receive, send)
     else:
         await site(scope, receive, send)

@@ -36,7 +36,7 @@ from endpoint.ratelimits import RateState, check_rate_limits, rules_for
 from endpoint.strategies import DEFAULT, Strategy, parse_strategy
 from keys.models import ApiKey
 from keys.services import Reservation, Settlement, aauthenticate_key, areserve_credits, parse_bearer
-from logs.services import MinerLog, RequestLog, record_request, rewrite_request, write_request_log
+from logs.services import MinerLog, RequestLog, write_request_log
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +121,13 @@ class GatewayCall:
         self.log.elapsed_ms = (time.perf_counter() - self.started) * 1000
         try:
             observe_call(self.log)
-            write = record_request
             if self.early_log is not None:
                 await asyncio.wait([self.early_log])
                 if not self.early_log.cancelled() and self.early_log.exception() is not None:
                     log.warning("the early log of %s failed; writing the final one", self.log.id)
-                write = rewrite_request  # applies the settlement only if the early record never landed
-            await asyncio.shield(write_request_log(write, self.log, self.settlement))
+            # A rewrite applies the settlement only if the early record never landed.
+            replace = self.early_log is not None
+            await asyncio.shield(write_request_log(self.log, self.settlement, replace=replace))
         except Exception:
             log.exception("could not write the request log %s", self.log.id)
 
@@ -175,7 +175,7 @@ class GatewayCall:
         content is out and charged, so a crash mid-stream can't lose the
         record of a charged answer."""
         entry = replace(self.log, miners=list(self.log.miners), elapsed_ms=(time.perf_counter() - self.started) * 1000)
-        self.early_log = asyncio.ensure_future(write_request_log(record_request, entry, self.settlement))
+        self.early_log = asyncio.ensure_future(write_request_log(entry, self.settlement))
 
     def settle(self, reservation: Reservation, used: int, miner_calls: int) -> None:
         """Settle the hold, once per call: what it cost is known now; the

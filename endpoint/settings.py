@@ -86,6 +86,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'd
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 DB_THREADS = env.int("DB_THREADS", default=8)
+# The server's event-loop pool (endpoint.asyncdb) for the two statements of
+# every API call: at most DB_THREADS connections per worker, and how long a
+# call waits for one before it fails.
+DB_POOL_TIMEOUT_SECONDS = env.float("DB_POOL_TIMEOUT_SECONDS", default=5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from endpoint import errors
+from endpoint import asyncdb, errors
 from endpoint.db import run_db
 from endpoint.strategies import normalize_strategy
 
@@ -289,7 +289,10 @@ def forget_authenticated_keys(**_: object) -> None:
 
 
 async def areserve_credits(key: ApiKey, n: int) -> Reservation:
-    """``reserve_credits`` for async code; unlimited keys need no round trip."""
+    """``reserve_credits`` for async code (from the event loop when the server
+    gave it a pool); unlimited keys need no round trip."""
     if key.credits is None or n <= 0:
         return Reservation(key_id=key.pk, held=0)
-    return await run_db(reserve_credits, key, n)
+    if await asyncdb.execute(_RESERVE_SQL, [n, key.pk, n]) != 1:
+        raise errors.APIKeyNotEnoughCredits()
+    return Reservation(key_id=key.pk, held=n)

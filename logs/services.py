@@ -23,6 +23,7 @@ from datetime import datetime
 import orjson
 from django.db import DataError, IntegrityError, connection, transaction
 
+from endpoint import asyncdb
 from endpoint.db import run_db
 from keys.services import SETTLE_SQL, Settlement
 
@@ -68,17 +69,25 @@ class RequestLog:
         return replace(self, messages=[], miners=miners, **kept)
 
 
-async def write_request_log(write, entry: RequestLog, settlement: Settlement | None) -> None:
-    """Run ``write`` (``record_request`` or ``rewrite_request``) on a DB
-    thread. A statement the database refuses changes nothing, so it is tried
+async def write_request_log(entry: RequestLog, settlement: Settlement | None, *, replace: bool = False) -> None:
+    """``record_request`` (or, with ``replace``, ``rewrite_request``) for
+    async code: on PostgreSQL from the event loop when the server gave it a
+    pool. A statement the database refuses changes nothing, so it is tried
     once more without the texts (or, for a key deleted meanwhile, without
     the key): the request and its charge are not lost to what a client or
     miner sent."""
     try:
-        await run_db(write, entry, settlement)
+        await _awrite(entry, settlement, replace)
     except (DataError, IntegrityError) as exc:
         log.warning("the log of %s was refused (%s); writing it without its texts", entry.id, type(exc).__name__)
-        await run_db(write, entry.without_texts(owner=isinstance(exc, DataError)), settlement)
+        await _awrite(entry.without_texts(owner=isinstance(exc, DataError)), settlement, replace)
+
+
+async def _awrite(entry: RequestLog, settlement: Settlement | None, replace: bool) -> None:
+    if connection.vendor == "postgresql":
+        await asyncdb.execute(*_statement(entry, settlement, replace=replace))
+    else:
+        await run_db(rewrite_request if replace else record_request, entry, settlement)
 
 
 def record_request(entry: RequestLog, settlement: Settlement | None = None) -> None:
@@ -144,6 +153,11 @@ _SQL = {(r, s): _write_sql(replace=r, settle=s) for r in (False, True) for s in 
 
 
 def _write_in_one_statement(entry: RequestLog, settlement: Settlement | None, *, replace: bool) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(*_statement(entry, settlement, replace=replace))
+
+
+def _statement(entry: RequestLog, settlement: Settlement | None, *, replace: bool) -> tuple[str, list]:
     miners = entry.miners
     params = [
         entry.id, entry.key_id, entry.user_id, entry.route, _jsonb(entry.messages), entry.strategy,
@@ -158,8 +172,7 @@ def _write_in_one_statement(entry: RequestLog, settlement: Settlement | None, *,
         [_text(m.response) for m in miners], [_text(m.error) for m in miners], [m.status for m in miners],
         [m.response_ms for m in miners],
     ]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(_SQL[replace, settlement is not None], params)
+    return _SQL[replace, settlement is not None], params
 
 
 def _text(text: str | None) -> str | None:

@@ -107,7 +107,7 @@ def test_a_refused_record_is_kept_without_its_key_and_still_settled(postgres):
     key, held = held_key()
     log = entry(key_id=key.pk, miners=[MinerLog(1, "5A", True, response="secret answer")])
     ApiKey.objects.filter(pk=key.pk).delete()
-    async_to_sync(write_request_log)(record_request, log, Settlement(held, used=1))
+    async_to_sync(write_request_log)(log, Settlement(held, used=1))
     saved = Request.objects.get(pk=log.id)
     assert saved.key_id is None and saved.messages == []
     assert MinerResponse.objects.get(request=saved).response == ""

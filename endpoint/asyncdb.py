@@ -1,0 +1,88 @@
+"""The two SQL statements of every API call, from the event loop.
+
+Each call holds credits before the miners are asked and, after, settles them
+with the request's log (keys.services, logs.services). Through ``run_db``
+each is a hop to a DB thread and back: two thread wake-ups per statement,
+which on a small machine cost as much as the statement. Where a server runs
+one long-lived event loop per worker (``manage.py start``, uvicorn), the
+ASGI lifespan opens a small psycopg async pool on it, and these statements
+go straight from the loop to PostgreSQL. Everywhere else — SQLite, an
+in-process test client, a loop without a pool — they run on a DB thread as
+before. The SQL, the adapters and the autocommit are Django's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from endpoint.db import run_db
+
+log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "vep-gateway"  # how the pool's connections show in pg_stat_activity
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+def _connect_kwargs() -> dict[str, Any]:
+    """Django's own connection parameters (adapters, time zone handling),
+    with psycopg's async client-side-binding cursor: the SQL is rendered
+    exactly as on Django's connections."""
+    from psycopg import AsyncClientCursor
+
+    params = connection.get_connection_params()
+    params["cursor_factory"] = AsyncClientCursor
+    params["autocommit"] = True
+    params["application_name"] = APPLICATION_NAME
+    return params
+
+
+async def open_pool() -> bool:
+    """Open this loop's pool (PostgreSQL only); True if one is open. Its
+    connections are made in the background: a database that is down at
+    start doesn't stop the server (calls fail, /health/ready says why)."""
+    loop = asyncio.get_running_loop()
+    if connection.vendor != "postgresql" or loop in _pools:
+        return loop in _pools
+    from psycopg_pool import AsyncConnectionPool
+
+    pool = AsyncConnectionPool(
+        kwargs=_connect_kwargs(),
+        min_size=1,
+        max_size=settings.DB_THREADS,
+        timeout=settings.DB_POOL_TIMEOUT_SECONDS,
+        name=APPLICATION_NAME,
+        open=False,
+    )
+    await pool.open(wait=False)
+    _pools[loop] = pool
+    return True
+
+
+async def close_pool() -> None:
+    pool = _pools.pop(asyncio.get_running_loop(), None)
+    if pool is not None:
+        await pool.close()
+
+
+def _execute(sql: str, params: list) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+async def execute(sql: str, params: list) -> int:
+    """Run one statement (autocommit); returns the rows it changed."""
+    pool = _pools.get(asyncio.get_running_loop())
+    if pool is None:
+        return await run_db(_execute, sql, params)
+    with connection.wrap_database_errors:  # psycopg's errors as django.db's, as on the ORM path
+        async with pool.connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
