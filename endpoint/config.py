@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from .db import run_db
+from .db import refresh_soon, run_db
 from .encryption import mask
 from .models import EndpointConfig
 from .strategies import normalize_strategy
@@ -187,8 +187,16 @@ def runtime_config() -> RuntimeConfig:
 
 
 async def aruntime_config() -> RuntimeConfig:
-    if _cached is not None and time.monotonic() - _cached[0] <= settings.CONFIG_CACHE_SECONDS:
-        return _cached[1]
+    """``runtime_config()`` for async code. Past its cache window, the copy
+    is still served for as long again while it is re-read in the background."""
+    cached = _cached
+    if cached is not None:
+        age = time.monotonic() - cached[0]
+        if age <= settings.CONFIG_CACHE_SECONDS:
+            return cached[1]
+        if age <= 2 * settings.CONFIG_CACHE_SECONDS:
+            refresh_soon("runtime config", runtime_config)
+            return cached[1]
     return await run_db(runtime_config)
 
 

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from endpoint.db import run_db
+from endpoint.db import refresh_soon, run_db
 from endpoint.models import EndpointConfig, Neuron
 
 log = logging.getLogger(__name__)
@@ -418,10 +418,17 @@ def directory() -> Directory:
 
 
 async def adirectory() -> Directory:
-    """``directory()`` for async code: only a stale copy costs a DB thread hop."""
-    cached = _fresh_cached()
+    """``directory()`` for async code, without a DB round trip on the request
+    path: past its cache window the copy is still served for as long again
+    while it is reloaded in the background."""
+    cached = _cached
     if cached is not None:
-        return cached
+        age = time.monotonic() - cached[0]
+        if age <= settings.METAGRAPH_CACHE_SECONDS:
+            return cached[1]
+        if age <= 2 * settings.METAGRAPH_CACHE_SECONDS:
+            refresh_soon("metagraph directory", refresh_directory)
+            return cached[1]
     return await run_db(directory)
 
 

@@ -383,3 +383,28 @@ async def test_a_subnet_that_does_not_exist_is_a_clear_error(chain):
 async def test_an_unknown_network_name_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown network 'nowhere'"):
         await fetch_chain_snapshot("nowhere", NETUID)
+
+
+def test_a_stale_directory_is_served_while_it_reloads_in_the_background(transactional_db, settings):
+    """No request waits for the reload: the one that finds the copy expired
+    gets it (one window late at most) and the reload happens beside it."""
+    row = EndpointConfig.load()
+    row.network, row.netuid = "local", NETUID
+    row.save()
+    settings.METAGRAPH_CACHE_SECONDS = 0.2
+    first = directory()
+    Neuron.objects.create(netuid=NETUID, uid=8, hotkey="5New", axon="10.0.0.9:9100")
+
+    async def after_expiry():
+        await asyncio.sleep(0.25)
+        stale = await adirectory()  # expired: served as is, reloaded beside
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            fresh = await adirectory()
+            if fresh is not stale:
+                return stale, fresh
+        return stale, stale
+
+    stale, fresh = asyncio.run(after_expiry())
+    assert stale is first and stale.get(8) is None
+    assert fresh.get(8).hotkey == "5New"
