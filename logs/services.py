@@ -11,7 +11,8 @@ microsecond it holds the GIL is taken from someone's latency. Elsewhere
 The settlement rides with the statement that *creates* the request's row:
 a stream's early record carries it, and the final rewrite applies it only
 if that early record never landed. So a call is settled exactly once, and
-never without its log."""
+never without its log. Unless LOG_SYNCHRONOUS_COMMIT says so, the commit
+doesn't wait for the disk (see the setting)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
+from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 
 from endpoint import asyncdb
@@ -126,13 +128,15 @@ REQUEST_FIELDS = [
 MINER_FIELDS = ["request", "uid", "hotkey", "is_success", "response", "error", "status", "response_ms"]
 
 
-def _write_sql(*, replace: bool, settle: bool) -> str:
+def _write_sql(*, replace: bool, settle: bool, durable: bool) -> str:
     """The request row, its miner rows and (``settle``) the key's settlement
     in one statement. ``replace``: an earlier version of the request goes
     (its miner rows deleted, its row updated) — the statement's parts all see
     the tables as they were before it. The settlement's UPDATE runs only if
     the request row was inserted by this statement (``xmax = 0``), not
-    updated."""
+    updated. Not ``durable``: the commit doesn't wait for the disk
+    (LOG_SYNCHRONOUS_COMMIT); the request row's RETURNING, computed for
+    every statement, sets that."""
     request_table, miner_table = Request._meta.db_table, MinerResponse._meta.db_table
     request_fk = MinerResponse._meta.get_field("request").column
     final = ("status", "api_error", "credits_charged", "elapsed_ms", "strategy", "messages")
@@ -142,14 +146,21 @@ def _write_sql(*, replace: bool, settle: bool) -> str:
         + f"saved AS (INSERT INTO {request_table} ({_columns(Request, REQUEST_FIELDS)}) "
         "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet)"
         + (f" ON CONFLICT (id) DO UPDATE SET {updates}" if replace else "")
-        + " RETURNING (xmax = 0) AS inserted)"
+        + " RETURNING (xmax = 0) AS inserted"
+        + ("" if durable else f", {asyncdb.ASYNC_COMMIT} AS commit_mode")
+        + ")"
         + (f", settled AS ({SETTLE_SQL} AND EXISTS (SELECT 1 FROM saved WHERE inserted))" if settle else "")
         + f" INSERT INTO {miner_table} ({_columns(MinerResponse, MINER_FIELDS)}) "
         "SELECT %s, * FROM unnest(%s::int[], %s::text[], %s::bool[], %s::text[], %s::text[], %s::int[], %s::float8[])"
     )
 
 
-_SQL = {(r, s): _write_sql(replace=r, settle=s) for r in (False, True) for s in (False, True)}
+_SQL = {
+    (r, s, d): _write_sql(replace=r, settle=s, durable=d)
+    for r in (False, True)
+    for s in (False, True)
+    for d in (False, True)
+}
 
 
 def _write_in_one_statement(entry: RequestLog, settlement: Settlement | None, *, replace: bool) -> None:
@@ -172,7 +183,7 @@ def _statement(entry: RequestLog, settlement: Settlement | None, *, replace: boo
         [_text(m.response) for m in miners], [_text(m.error) for m in miners], [m.status for m in miners],
         [m.response_ms for m in miners],
     ]  # fmt: skip
-    return _SQL[replace, settlement is not None], params
+    return _SQL[replace, settlement is not None, settings.LOG_SYNCHRONOUS_COMMIT], params
 
 
 def _text(text: str | None) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.utils import timezone
 
 from keys.models import ApiKey
@@ -111,3 +112,35 @@ def test_a_refused_record_is_kept_without_its_key_and_still_settled(postgres):
     saved = Request.objects.get(pk=log.id)
     assert saved.key_id is None and saved.messages == []
     assert MinerResponse.objects.get(request=saved).response == ""
+
+
+# --- how long a call waits for the disk -------------------------------------------------
+
+
+def wal_flushes() -> int:
+    """PostgreSQL's count of WAL flushes to disk, this connection's included."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT 1")  # this backend's pending counts are reported as the statement ends
+        cursor.execute("SELECT wal_sync FROM pg_stat_wal")
+        return cursor.fetchone()[0]
+
+
+def calls(n: int) -> int:
+    """WAL flushes that ``n`` calls (a hold, then the log and its settlement) cost."""
+    key = ApiKeyFactory(credits=10 * n)
+    before = wal_flushes()
+    for _ in range(n):
+        record_request(entry(key_id=key.pk, credits_charged=1), Settlement(reserve_credits(key, 1), used=1))
+    return wal_flushes() - before
+
+
+def test_with_synchronous_commit_each_log_waits_for_the_disk_and_the_hold_does_not(postgres, settings):
+    settings.LOG_SYNCHRONOUS_COMMIT = True
+    assert 20 <= calls(20) < 30  # one flush a call: the log's, which carries its hold with it
+
+
+def test_by_default_no_call_waits_for_the_disk(postgres, settings):
+    settings.LOG_SYNCHRONOUS_COMMIT = False
+    assert calls(20) < 5  # the WAL writer's own flushes, a few times a second
+    assert Request.objects.count() == 20
