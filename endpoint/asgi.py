@@ -9,8 +9,9 @@ routes go through a handler with an empty middleware chain. Same project,
 same URLconf, same views.
 
 The ASGI lifespan (uvicorn sends it to each worker) opens the worker's
-event-loop database pool (endpoint.asyncdb) at start and closes it, with
-the Redis clients, at shutdown.
+event-loop database pool (endpoint.asyncdb) and its heap trimmer
+(endpoint.heap) at start, and closes them, with the Redis clients, at
+shutdown.
 """
 
 import asyncio
@@ -22,6 +23,8 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
+
+from endpoint import heap
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "endpoint.settings")
 
@@ -93,6 +96,7 @@ async def lifespan(receive, send) -> None:
     from endpoint.asyncdb import close_pool, open_pool
     from endpoint.redis_clients import close_async_redis
 
+    trimmer = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -100,8 +104,11 @@ async def lifespan(receive, send) -> None:
                 await open_pool()
             except Exception as exc:  # the server must still start; calls then use DB threads
                 logging.getLogger(__name__).error("could not open the event-loop DB pool: %s", exc)
+            trimmer = asyncio.create_task(heap.requests.watch())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if trimmer is not None:
+                trimmer.cancel()
             await close_pool()
             await close_async_redis()
             await send({"type": "lifespan.shutdown.complete"})
@@ -109,9 +116,14 @@ async def lifespan(receive, send) -> None:
 
 
 async def application(scope, receive, send):
-    if scope["type"] == "http" and is_gateway_path(scope["path"]):
-        await gateway(scope, receive, send)
-    elif scope["type"] == "lifespan":
+    if scope["type"] == "lifespan":
         await lifespan(receive, send)
-    else:
-        await site(scope, receive, send)
+        return
+    heap.requests.started()
+    try:
+        if scope["type"] == "http" and is_gateway_path(scope["path"]):
+            await gateway(scope, receive, send)
+        else:
+            await site(scope, receive, send)
+    finally:
+        heap.requests.finished()

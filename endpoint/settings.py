@@ -97,9 +97,15 @@ DB_POOL_TIMEOUT_SECONDS = env.float("DB_POOL_TIMEOUT_SECONDS", default=5.0)
 # the last ~0.6 s of them (3 x wal_writer_delay), logs and charges together.
 # On, that too is covered, for about 0.4 ms more per call.
 LOG_SYNCHRONOUS_COMMIT = env.bool("LOG_SYNCHRONOUS_COMMIT", default=False)
+# A worker that has been quiet this long after serving requests gives its
+# freed heap back to the system (endpoint.heap); 0 never does.
+HEAP_TRIM_IDLE_SECONDS = env.float("HEAP_TRIM_IDLE_SECONDS", default=2.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Connections to Redis per worker event loop; a call waits for a free one
+# (at most RATE_LIMIT_REDIS_TIMEOUT) rather than opening more.
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=32)
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:

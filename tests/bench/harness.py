@@ -66,6 +66,21 @@ def rss_mb(pid: int) -> float:
     return round(int(fields[21]) * PAGE / 2**20, 1) if fields else 0.0
 
 
+def rss_parts_mb(pid: int) -> dict[str, float]:
+    """The worker's resident memory by kind: its heap and other private
+    memory (anon), mapped files such as libraries (file), shared memory."""
+    parts = {}
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return parts
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in ("RssAnon", "RssFile", "RssShmem"):
+            parts[name.removeprefix("Rss").lower()] = round(int(value.split()[0]) / 1024, 1)
+    return parts
+
+
 def workers(root: int) -> list[int]:
     """uvicorn's worker processes under ``root`` (not multiprocessing's resource tracker)."""
     found = []
