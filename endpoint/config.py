@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from .db import refresh_soon, run_db
+from .db import cached_or_loaded
 from .encryption import mask
 from .models import EndpointConfig
 from .strategies import normalize_strategy
@@ -189,15 +189,9 @@ def runtime_config() -> RuntimeConfig:
 async def aruntime_config() -> RuntimeConfig:
     """``runtime_config()`` for async code. Past its cache window, the copy
     is still served for as long again while it is re-read in the background."""
-    cached = _cached
-    if cached is not None:
-        age = time.monotonic() - cached[0]
-        if age <= settings.CONFIG_CACHE_SECONDS:
-            return cached[1]
-        if age <= 2 * settings.CONFIG_CACHE_SECONDS:
-            refresh_soon("runtime config", runtime_config)
-            return cached[1]
-    return await run_db(runtime_config)
+    return await cached_or_loaded(
+        _cached, settings.CONFIG_CACHE_SECONDS, "runtime config", runtime_config, runtime_config
+    )
 
 
 def forget_runtime_config() -> None:

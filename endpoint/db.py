@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,23 @@ def refresh_soon(name: str, fn: Callable[[], Any]) -> None:
             log.exception("refreshing %s failed; the stale copy is served a little longer", name)
 
     pending[name] = asyncio.ensure_future(refresh())
+
+
+async def cached_or_loaded(
+    cached: tuple[float, T] | None, window: float, name: str, reload: Callable[[], Any], load: Callable[[], T]
+) -> T:
+    """A per-process cache ``(monotonic time, value)`` read from async code:
+    within ``window`` the copy as it is; up to twice as old, the copy while
+    ``reload`` runs in the background (``refresh_soon``); older, or none yet,
+    ``load`` on a DB thread, waited for."""
+    if cached is not None:
+        age = time.monotonic() - cached[0]
+        if age <= window:
+            return cached[1]
+        if age <= 2 * window:
+            refresh_soon(name, reload)
+            return cached[1]
+    return await run_db(load)
 
 
 def close_db_threads() -> None:

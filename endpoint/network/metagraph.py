@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from endpoint.db import refresh_soon, run_db
+from endpoint.db import cached_or_loaded
 from endpoint.models import EndpointConfig, Neuron
 
 log = logging.getLogger(__name__)
@@ -421,15 +421,8 @@ async def adirectory() -> Directory:
     """``directory()`` for async code, without a DB round trip on the request
     path: past its cache window the copy is still served for as long again
     while it is reloaded in the background."""
-    cached = _cached
-    if cached is not None:
-        age = time.monotonic() - cached[0]
-        if age <= settings.METAGRAPH_CACHE_SECONDS:
-            return cached[1]
-        if age <= 2 * settings.METAGRAPH_CACHE_SECONDS:
-            refresh_soon("metagraph directory", refresh_directory)
-            return cached[1]
-    return await run_db(directory)
+    window = settings.METAGRAPH_CACHE_SECONDS
+    return await cached_or_loaded(_cached, window, "metagraph directory", refresh_directory, directory)
 
 
 def forget_directory() -> None:
