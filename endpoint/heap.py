@@ -1,13 +1,14 @@
 """Giving memory back to the system once a burst of requests is over.
 
-A burst (500 concurrent calls, a 64-miner fan-out) leaves a worker's heap
-much larger than it needs at rest: Python frees the objects, but glibc keeps
-the freed pages in its arenas for reuse, so the worker's RSS stays at its
-peak. ``malloc_trim`` hands those pages back. It runs when the worker has
-been quiet for a moment (no request in flight, none finished for
-``HEAP_TRIM_IDLE_SECONDS``), so it never delays a request, and only after
-requests have been served since the last trim, so an idle worker does
-nothing. Where glibc is not the allocator (musl, macOS) this does nothing.
+After a burst (500 concurrent calls, a 64-miner fan-out) Python has freed
+the objects, but glibc keeps the freed pages in its arenas for reuse;
+``malloc_trim`` hands back those that are wholly free. On the bench that is
+1–3 MB a worker: most of what a worker gains in a burst stays in use (see
+tests/bench/RESULTS.md). It runs only when the worker has been quiet for a
+moment (no request in flight, none finished for HEAP_TRIM_IDLE_SECONDS),
+not while requests are being served, and only after requests have been
+served since the last trim, so an idle worker does nothing. Where glibc is
+not the allocator (musl, macOS) this does nothing.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import logging
 import time
 
 from django.conf import settings
-
-log = logging.getLogger(__name__)
 
 
 def _load_trim():
