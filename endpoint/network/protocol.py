@@ -10,7 +10,6 @@ cost more CPU than the rest of the gateway together (measured with py-spy).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 import weakref
@@ -21,6 +20,7 @@ import aiohttp
 import orjson
 from django.conf import settings
 
+from .address_policy import axon_url
 from .btauth import sign_request
 from .metagraph import NeuronInfo
 
@@ -92,29 +92,17 @@ async def close_shared_session() -> None:
 
 
 def check_axon(axon: str, *, allow_private: bool) -> str:
-    """The miner's base URL, or MinerFailure when the address policy refuses it."""
+    """The miner's base URL, or MinerFailure when the address policy refuses it.
+
+    ``allow_private`` is for the local network only: there loopback and
+    private addresses (and host names) are dialled as they are.
+    """
     if not axon:
         raise MinerFailure("miner serves no axon")
-    host, sep, port = axon.rpartition(":")
-    if not sep or not port.isdigit():
-        raise MinerFailure(f"miner axon {axon!r} is not ip:port")
-    bare = host.strip("[]")
-    try:
-        address = ipaddress.ip_address(bare)
-    except ValueError:
-        if not allow_private:
-            raise MinerFailure(f"miner axon host {bare!r} is not an IP address (address policy)") from None
-        return f"http://{axon}"
-    if not allow_private and (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_unspecified
-        or address.is_multicast
-        or address.is_reserved
-    ):
-        raise MinerFailure(f"miner axon {address} is a private address; refused outside the local network")
-    return f"http://{axon}"
+    url, refused = axon_url(axon, allow_private)
+    if refused:
+        raise MinerFailure(refused)
+    return url
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
