@@ -1,6 +1,7 @@
 """Every call to OpenAI: the moderation filter in front of the miners.
 
-All message contents go to the moderations endpoint in one call, with a short
+Every text in the messages (contents, text parts, names, tool call
+arguments) goes to the moderations endpoint in one call, with a short
 timeout. Flagged → 400, nothing dispatched, nothing charged. If OpenAI can't
 be asked (timeout, bad key, outage) the request goes through with a warning,
 as the original did, unless the operator chose to fail closed.
@@ -50,8 +51,32 @@ def _api_error() -> type[Exception]:
     return openai.APIError
 
 
+# Keys under which a message holds no text for the model to read: its role,
+# identifiers, and media (sent as URLs or base64, not moderated as text).
+NOT_TEXT_KEYS = frozenset({"role", "type", "id", "tool_call_id", "image_url", "input_audio", "audio", "file"})
+
+
 def _texts(messages: list[dict[str, Any]]) -> list[str]:
-    return [m["content"] for m in messages if isinstance(m.get("content"), str) and m["content"].strip()]
+    """Every text a miner receives in ``messages``, in order.
+
+    Messages go to miners as the client sent them (the OpenAI route keeps
+    unknown fields), and a miner's chat template may render any of them:
+    string content, text parts of a content list, a ``name``, tool call
+    arguments, fields we have never heard of. So all strings are collected,
+    except under the keys that hold no text.
+    """
+    texts: list[str] = []
+    pending: list[Any] = list(reversed(messages))
+    while pending:  # a loop, not recursion: nesting depth is the client's choice
+        value = pending.pop()
+        if isinstance(value, str):
+            if value.strip():
+                texts.append(value)
+        elif isinstance(value, dict):
+            pending.extend(item for key, item in reversed(value.items()) if key not in NOT_TEXT_KEYS)
+        elif isinstance(value, list):
+            pending.extend(reversed(value))
+    return texts
 
 
 async def check_moderation(messages: list[dict[str, Any]], config: RuntimeConfig) -> None:
