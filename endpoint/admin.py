@@ -1,7 +1,12 @@
 """Neurons and the runtime config in the operator's console. Config writes go
 through ``endpoint.config.do_set_config`` one setting at a time, so the admin
 accepts exactly what `manage.py config set` accepts; the form is built from
-``endpoint.config.FIELDS``, so a new setting appears here by itself."""
+``endpoint.config.FIELDS``, so a new setting appears here by itself.
+
+Who may change what is the API's rule too: change_endpointconfig for the
+page, and a superuser for the settings in ``SUPERUSER_ONLY`` (secrets and the
+addresses the server sends data to). Anyone else sees those disabled, and
+a forged POST of them is ignored."""
 
 from __future__ import annotations
 
@@ -24,8 +29,7 @@ from django.views.decorators.http import require_POST
 from logs.stats import miner_stats
 
 from .admin_forms import RateLimitRulesField
-from .config import FIELDS, SECRETS, ConfigError, do_set_config, parse_rate_limits
-from .encryption import mask
+from .config import FIELDS, SECRETS, SUPERUSER_ONLY, ConfigError, do_set_config, masked_secret, parse_rate_limits
 from .models import EndpointConfig, Neuron
 from .network.metagraph import MetagraphSourceError, sync_metagraph
 from .network.minerstats import live_miner_stats
@@ -211,6 +215,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Miners", ("default_strategy", "miner_timeout", "max_miner_timeout", "miner_path", "cost_per_answer")),
 )
 STATUS_FIELDS = ("metagraph_synced_at", "metagraph_block", "metagraph_network", "updated_at")
+LOCKED_HELP = "Only a superuser may change this."
 
 
 def _form_field(name: str) -> forms.Field:
@@ -238,7 +243,10 @@ def _as_text(value: Any) -> str:
 
 class ConfigFormBase(forms.ModelForm):
     """Every setting in FIELDS; ``changes`` holds, after validation, the
-    settings to write as `config set` would take them."""
+    settings to write as `config set` would take them. Settings in ``locked``
+    are shown disabled and never written, whatever the POST holds."""
+
+    locked: frozenset[str] = frozenset()
 
     class Meta:
         model = EndpointConfig
@@ -249,17 +257,25 @@ class ConfigFormBase(forms.ModelForm):
         row = self.instance
         for name in FIELDS:
             if name in SECRETS:
-                stored = mask(getattr(row, name))
+                stored = masked_secret(row, name)
                 self.fields[name].help_text = f"Stored: {stored}." if stored else "Not set."
             else:
                 self.initial.setdefault(name, getattr(row, name))
+            if name in self.locked:
+                self.lock(name)
         self.changes: dict[str, str] = {}
+
+    def lock(self, name: str) -> None:
+        # A disabled field takes its initial value, never the submitted one.
+        field = self.fields[name]
+        field.disabled = True
+        field.help_text = f"{field.help_text} {LOCKED_HELP}".strip()
 
     def clean(self) -> dict:
         cleaned = super().clean()
         for name in FIELDS:
-            if name not in cleaned:
-                continue  # already has a field error
+            if name not in cleaned or name in self.locked:
+                continue  # a field error already, or not this user's to change
             raw = _as_text(cleaned[name])
             if name in SECRETS and not raw:
                 continue  # blank keeps the stored secret
@@ -277,9 +293,27 @@ class ConfigFormBase(forms.ModelForm):
         return cleaned
 
 
-def config_form() -> type[ConfigFormBase]:
-    """The form class for the current FIELDS."""
-    return type("EndpointConfigForm", (ConfigFormBase,), {name: _form_field(name) for name in FIELDS})
+def config_form(locked: frozenset[str] = frozenset()) -> type[ConfigFormBase]:
+    """The form class for the current FIELDS, with ``locked`` read-only."""
+    fields = {name: _form_field(name) for name in FIELDS}
+    return type("EndpointConfigForm", (ConfigFormBase,), {**fields, "locked": locked})
+
+
+def locked_settings(request: HttpRequest) -> frozenset[str]:
+    """The settings this user may see but not change."""
+    return frozenset() if request.user.is_superuser else frozenset(SUPERUSER_ONLY)
+
+
+def masked_display(name: str) -> Any:
+    """How a view-only page shows secret ``name``: masked, like the API does.
+    Without it the admin would print the decrypted value of the model's
+    property."""
+
+    @admin.display(description=name.replace("_", " "))
+    def show(model_admin: admin.ModelAdmin, row: EndpointConfig) -> str:
+        return masked_secret(row, name) or "Not set."
+
+    return show
 
 
 @admin.register(EndpointConfig)
@@ -304,7 +338,7 @@ class EndpointConfigAdmin(admin.ModelAdmin):
         return super().get_object(request, object_id, from_field)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        return config_form()
+        return config_form(locked_settings(request))
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         placed: set[str] = set()
@@ -321,7 +355,10 @@ class EndpointConfigAdmin(admin.ModelAdmin):
         return fieldsets
 
     def save_model(self, request: HttpRequest, obj: EndpointConfig, form: ConfigFormBase, change: bool) -> None:
+        locked = locked_settings(request)
         for name, raw in form.changes.items():
+            if name in locked:
+                continue  # clean() skips them already; a secret is worth checking twice
             try:
                 shown = do_set_config(name, raw)
             except ConfigError as exc:
@@ -336,3 +373,9 @@ class EndpointConfigAdmin(admin.ModelAdmin):
     def response_change(self, request: HttpRequest, obj: EndpointConfig) -> HttpResponse:
         self.message_user(request, "Config saved.", messages.SUCCESS)
         return redirect(request.path)
+
+
+# The admin reads a display method before the model's attribute: view-only
+# pages then show each secret masked instead of decrypted.
+for _secret in SECRETS:
+    setattr(EndpointConfigAdmin, _secret, masked_display(_secret))

@@ -14,7 +14,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from .db import cached_or_loaded
-from .encryption import mask
+from .encryption import SecretUnreadable, mask
 from .models import EndpointConfig
 from .strategies import normalize_strategy
 
@@ -108,15 +108,28 @@ FIELDS: dict[str, Callable[[str], Any]] = {
     "log_retention_days": _int(0),
 }
 SECRETS = ("hotkey_mnemonic", "openai_api_key")
+# Secrets, and the addresses the server sends data to (the chain, the
+# metagraph, OpenAI with its key, the path appended to every miner's axon):
+# only a superuser changes them from the admin or the API; the CLI is the
+# machine operator's and may.
+SUPERUSER_ONLY = (*SECRETS, "network", "metagraph_source", "metagraph_file", "openai_base_url", "miner_path")
+
+
+UNREADABLE = "unreadable: encrypted with another key (see SECRET_KEY_FALLBACKS)"
+
+
+def masked_secret(row: EndpointConfig, name: str) -> str:
+    """Secret ``name`` as operators may see it: masked, or why it can't be read."""
+    try:
+        return mask(getattr(row, name))
+    except SecretUnreadable:
+        return UNREADABLE
 
 
 def config_values(row: EndpointConfig | None = None) -> dict[str, Any]:
     """Every operator-visible setting, secrets masked."""
     row = row or EndpointConfig.load()
-    values = {name: getattr(row, name) for name in FIELDS}
-    for name in SECRETS:
-        values[name] = mask(values[name])
-    return values
+    return {name: masked_secret(row, name) if name in SECRETS else getattr(row, name) for name in FIELDS}
 
 
 def do_set_config(name: str, raw: str) -> Any:

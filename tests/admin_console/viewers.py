@@ -11,7 +11,7 @@ from importlib import import_module
 
 from django.contrib.auth.models import Group, Permission
 
-MIGRATION = import_module("logs.migrations.0002_viewer_group")
+MIGRATION = import_module("logs.migrations.0003_viewer_reads_neurons")
 
 
 def viewer_group() -> Group:

@@ -1,5 +1,5 @@
-"""Callers of the management API: staff by admin token or by session, an
-ordinary signed-in user, and nobody at all."""
+"""Callers of the management API: staff by admin token or by session, a
+superuser, an ordinary signed-in user, and nobody at all."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
+from tests.manage_api.roles import full_staff, make_user
 
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(username="ops", is_staff=True)
+    """An operator: staff with every model permission, not a superuser."""
+    return full_staff("ops")
 
 
 @pytest.fixture
@@ -25,6 +27,14 @@ def admin_api(staff_token) -> APIClient:
     """A script holding an admin token."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token}")
+    return client
+
+
+@pytest.fixture
+def superuser_api(db) -> APIClient:
+    """A superuser's script: the only caller that may change secrets and addresses."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=make_user('root', superuser=True)).key}")
     return client
 
 

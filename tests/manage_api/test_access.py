@@ -1,8 +1,10 @@
-"""Who gets in: staff by session (with CSRF on writes) or admin token;
+"""Who gets in: staff by session (with CSRF on writes) or admin token, each
+call then needing the Django model permission the admin would ask for;
 everyone else gets a clear 401/403 in JSON."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -10,8 +12,10 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from endpoint.models import EndpointConfig
 from keys.models import ApiKey
 from tests.factories import ApiKeyFactory, UserFactory
+from tests.manage_api.roles import grant, make_user
 
 ADMIN_ROUTES = [
     ("get", "/api/admin/keys/"),
@@ -114,3 +118,51 @@ def test_writes_are_logged_with_who_did_them_and_never_the_secret(admin_api, cap
     lines = [rec.getMessage() for rec in caplog.records if rec.name == "endpoint.api.manage"]
     assert any("ops (token) created" in line and prefix in line for line in lines), lines
     assert all(raw not in rec.getMessage() for rec in caplog.records)
+
+
+# --- model permissions, as the admin checks them --------------------------------------
+
+
+CLERKS = itertools.count()
+
+
+def staff_with(*perms: str) -> APIClient:
+    """A fresh staff user holding exactly ``perms``, signed in."""
+    client = APIClient()
+    client.force_login(grant(make_user(f"clerk{next(CLERKS)}", staff=True), *perms))
+    return client
+
+
+def test_staff_without_model_permissions_may_not_even_read(db):
+    r = staff_with().get("/api/admin/keys/")
+    assert r.status_code == 403
+    assert r.json() == {"detail": "You need the keys.view_apikey permission.", "code": "permission_denied"}
+
+
+def test_moving_credits_is_changing_the_key(db):
+    key = ApiKeyFactory(credits=10)
+    body = {"delta": 5, "reason": "goodwill"}
+    creator = staff_with("keys.view_apikey", "keys.add_apikey")
+    assert creator.post(f"/api/admin/keys/{key.pk}/credits/", body, format="json").status_code == 403
+    editor = staff_with("keys.view_apikey", "keys.change_apikey")
+    assert editor.post(f"/api/admin/keys/{key.pk}/credits/", body, format="json").json()["credits"] == 15
+
+
+def test_a_keys_rules_are_the_keys_the_global_ones_the_configs(db):
+    key = ApiKeyFactory()
+    key_editor = staff_with("keys.view_apikey", "keys.change_apikey")
+    rule = {"times": 5, "seconds": 1}
+
+    own = key_editor.post("/api/admin/ratelimits/rules/", {**rule, "key": key.prefix}, format="json")
+    assert own.status_code == 201
+    for whose in ({}, {"key": ""}, {"key": "  "}, {"key": None}):  # all mean the global rules
+        r = key_editor.post("/api/admin/ratelimits/rules/", {**rule, **whose}, format="json")
+        assert r.status_code == 403
+        assert r.json()["detail"] == "You need the endpoint.change_endpointconfig permission."
+    assert key_editor.patch("/api/admin/ratelimits/", {"enabled": False}, format="json").status_code == 403
+    assert EndpointConfig.load().global_rate_limits == []
+
+    config_editor = staff_with("endpoint.view_endpointconfig", "endpoint.change_endpointconfig")
+    assert config_editor.post("/api/admin/ratelimits/rules/", rule, format="json").status_code == 201
+    assert config_editor.delete(f"/api/admin/ratelimits/rules/0/?key={key.pk}").status_code == 403
+    assert ApiKey.objects.get(pk=key.pk).rate_limits == [rule]

@@ -1,5 +1,6 @@
 """/api/admin/config/: the settings `manage.py config` knows, through the
-same do_set_config; secrets go in but only ever come out masked."""
+same do_set_config; secrets go in but only ever come out masked, and only a
+superuser changes secrets and outbound addresses."""
 
 from __future__ import annotations
 
@@ -32,13 +33,13 @@ def test_patch_changes_settings_the_cli_then_reads(admin_api):
     assert admin_api.get("/api/admin/config/").json()["miner_timeout"] == 30.0
 
 
-def test_secrets_are_write_only(admin_api):
+def test_secrets_are_write_only(superuser_api):
     mnemonic = Keypair.generate_mnemonic(12)
-    r = admin_api.patch(
+    r = superuser_api.patch(
         "/api/admin/config/", {"hotkey_mnemonic": mnemonic, "openai_api_key": "sk-live-abcdefghijklmnop"}, format="json"
     )
     assert r.status_code == 200, r.json()
-    for response in (r, admin_api.get("/api/admin/config/")):
+    for response in (r, superuser_api.get("/api/admin/config/")):
         text = response.content.decode()
         assert mnemonic not in text and " ".join(mnemonic.split()[:3]) not in text
         assert "sk-live" not in text
@@ -58,12 +59,39 @@ def test_secrets_are_write_only(admin_api):
         ({"no_such_setting": 1}, "no_such_setting"),
     ],
 )
-def test_bad_values_are_400_for_their_field_and_change_nothing(admin_api, body, field):
-    before = admin_api.get("/api/admin/config/").json()
-    r = admin_api.patch("/api/admin/config/", {"netuid": 42, **body}, format="json")
+def test_bad_values_are_400_for_their_field_and_change_nothing(superuser_api, body, field):
+    before = superuser_api.get("/api/admin/config/").json()
+    r = superuser_api.patch("/api/admin/config/", {"netuid": 42, **body}, format="json")
     assert r.status_code == 400
     assert list(r.json()["errors"]) == [field]
-    assert admin_api.get("/api/admin/config/").json() == before  # netuid 42 was not kept either
+    assert superuser_api.get("/api/admin/config/").json() == before  # netuid 42 was not kept either
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "hotkey_mnemonic",
+        "openai_api_key",
+        "openai_base_url",
+        "network",
+        "metagraph_source",
+        "metagraph_file",
+        "miner_path",
+    ],
+)
+def test_only_a_superuser_changes_secrets_and_addresses(admin_api, field):
+    before = EndpointConfig.load()
+    r = admin_api.patch("/api/admin/config/", {"netuid": 42, field: "http://attacker.example/"}, format="json")
+    assert r.status_code == 403
+    assert r.json() == {"detail": f"Only a superuser may change {field}.", "code": "permission_denied"}
+    after = EndpointConfig.load()
+    assert (after.netuid, getattr(after, field)) == (before.netuid, getattr(before, field))
+
+
+def test_a_superuser_points_moderation_at_another_server(superuser_api):
+    r = superuser_api.patch("/api/admin/config/", {"openai_base_url": "https://proxy.example/v1"}, format="json")
+    assert r.status_code == 200, r.json()
+    assert EndpointConfig.load().openai_base_url == "https://proxy.example/v1"
 
 
 def test_an_empty_patch_is_400(admin_api):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 
 from rest_framework.authtoken.models import Token
+from rest_framework.response import Response
 
 from .errors import exception_handler
-from .permissions import STAFF_AUTHENTICATION, USER_AUTHENTICATION, IsSignedIn, IsStaff
+from .permissions import STAFF_AUTHENTICATION, USER_AUTHENTICATION, HasModelPermissions, IsSignedIn, IsStaff
 
 audit_log = logging.getLogger("endpoint.api.manage")
 
@@ -32,17 +33,26 @@ def audit(request, action: str, target: str = "", **details: object) -> None:
 
 
 class ManageView:
-    """Errors in the management API's JSON shape, not the gateway's."""
+    """Errors in the management API's JSON shape, not the gateway's; OPTIONS
+    answers which methods the route takes (204), as on the gateway."""
 
     def get_exception_handler(self):
         return exception_handler
 
+    def options(self, request, *args, **kwargs):
+        return Response(status=204, headers={"Allow": ", ".join(self.allowed_methods)})
+
 
 class StaffView(ManageView):
+    """Staff with the model permissions for the call (permissions.py)."""
+
     authentication_classes = STAFF_AUTHENTICATION
-    permission_classes = (IsStaff,)
+    permission_classes = (IsStaff, HasModelPermissions)
 
 
 class UserView(ManageView):
+    """Any active signed-in user, on their own things only: the view's
+    queryset starts from the user, so no model permission is involved."""
+
     authentication_classes = USER_AUTHENTICATION
     permission_classes = (IsSignedIn,)

@@ -1,6 +1,11 @@
 """/api/admin/config/: the runtime settings `manage.py config` reads and
 writes, by the same names, through the same ``do_set_config``. Secrets can be
-written but only ever read back masked."""
+written but only ever read back masked.
+
+Reading needs endpoint.view_endpointconfig, changing change_endpointconfig;
+settings in endpoint.config.SUPERUSER_ONLY (secrets, and addresses the server
+sends data to) need a superuser besides: anyone else gets 403 naming them,
+and nothing in the request is applied."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from rest_framework.views import APIView
 from endpoint.config import SECRETS, ConfigError, config_values, do_set_config
 
 from .base import StaffView, audit
+from .permissions import read_or_write, refuse_superuser_only
 from .serializers import ConfigSerializer
 
 TAGS = ["admin: config"]
@@ -35,6 +41,9 @@ def as_text(value: Any) -> str:
 class ConfigView(StaffView, APIView):
     serializer_class = ConfigSerializer
 
+    def required_permissions(self, request) -> list[str]:
+        return read_or_write(request, "endpoint.view_endpointconfig", "endpoint.change_endpointconfig")
+
     @extend_schema(summary="Every runtime setting (secrets masked)", responses={200: ConfigSerializer}, tags=TAGS)
     def get(self, request):
         return Response(config_values())
@@ -46,6 +55,9 @@ class ConfigView(StaffView, APIView):
         tags=TAGS,
     )
     def patch(self, request):
+        # Refused before validation: a bad value must not tell a non-superuser more.
+        if isinstance(request.data, dict):
+            refuse_superuser_only(request.user, request.data)
         body = ConfigSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         # One transaction: a value the service refuses leaves every setting as it was.

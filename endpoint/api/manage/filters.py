@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, QuerySet
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -16,6 +19,24 @@ from logs.models import MinerResponse, Request
 @extend_schema_field(OpenApiTypes.INT)
 class IntegerFilter(django_filters.Filter):
     field_class = forms.IntegerField
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, turned to UTC here: PostgreSQL refuses offsets past
+    ±15:59, and a time that has no UTC equivalent (year 1 at +10:00) is a 400."""
+
+    def clean(self, value):
+        parsed = super().clean(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("This time is out of range.") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class KeyFilter(django_filters.FilterSet):
@@ -45,8 +66,8 @@ class LogFilter(django_filters.FilterSet):
     error_code = django_filters.CharFilter(field_name="api_error", label="The error code, e.g. APIKeyNotEnoughCredits.")
     route = django_filters.CharFilter(label="/chat or /v1/chat/completions.")
     status = IntegerFilter(label="The HTTP status answered.")
-    start = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte", label="From (inclusive).")
-    end = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt", label="Until (exclusive).")
+    start = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte", label="From (inclusive).")
+    end = UtcDateTimeFilter(field_name="started_at", lookup_expr="lt", label="Until (exclusive).")
 
     class Meta:
         model = Request

@@ -2,6 +2,9 @@
 
 A key is addressed by its id or its prefix (``vep_AbCd``), the CLI's lookup;
 a prefix several keys share answers 409 rather than picking one.
+
+Permissions are the admin's: keys.view_apikey to read, add_apikey to create,
+change_apikey to edit or move credits, delete_apikey to delete.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from .base import StaffView, actor, audit, key_label
 from .errors import Conflict
 from .filters import KeyFilter
 from .pagination import KeyPagination
+from .permissions import model_permission
 from .serializers import (
     CreatedKeySerializer,
     CreditsChangeSerializer,
@@ -83,6 +87,11 @@ class KeyViewSet(
 
     def get_queryset(self):
         return ApiKey.objects.select_related("owner").order_by("id")
+
+    def required_permissions(self, request) -> list[str] | None:
+        if self.action == "credits":
+            return [model_permission(ApiKey, "change")]  # a POST, but it changes a key, as the admin's action does
+        return None  # the method's permission on ApiKey
 
     def get_object(self) -> ApiKey:
         key = find_staff_key(self.get_queryset(), self.kwargs["query"])

@@ -1,6 +1,11 @@
 """/api/admin/ratelimits/: what `manage.py ratelimit` does, through the same
 functions of endpoint.ratelimits. Global rules apply to every key without
-rules of its own; ``?key=`` (id or prefix) works on that key's own rules."""
+rules of its own; ``?key=`` (id or prefix) works on that key's own rules.
+
+Global rules and the on/off switch are part of the runtime config: reading
+them needs endpoint.view_endpointconfig, changing them change_endpointconfig.
+A key's own rules are part of the key: keys.view_apikey to read them,
+keys.change_apikey to add or delete one."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import asyncio
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,6 +32,7 @@ from keys.models import ApiKey
 
 from .base import StaffView, audit, key_label
 from .keys import find_staff_key
+from .permissions import read_or_write
 from .serializers import (
     RateLimitingSwitchSerializer,
     RateLimitStatusSerializer,
@@ -49,7 +56,16 @@ def _probe_limiter() -> tuple[bool, str]:
     return asyncio.run(probe())
 
 
-def _key(query: str | None) -> ApiKey | None:
+def _key_query(raw: object) -> str | None:
+    """The key a call names, or None for the global rules. The permission
+    check and the view both read it here, so they never disagree on whose
+    rules a call touches."""
+    text = "" if raw is None else str(raw).strip()
+    return text or None
+
+
+def _key(raw: object) -> ApiKey | None:
+    query = _key_query(raw)
     return find_staff_key(ApiKey.objects.all(), query) if query else None
 
 
@@ -67,8 +83,21 @@ def _whose(key: ApiKey | None) -> str:
     return key_label(key) if key else "global rules"
 
 
+CONFIG_RULES = ("endpoint.view_endpointconfig", "endpoint.change_endpointconfig")
+KEY_RULES = ("keys.view_apikey", "keys.change_apikey")
+
+
+def _rules_permissions(request, raw_key: object) -> list[str]:
+    """Whose rules the call touches decides what it needs."""
+    read, write = KEY_RULES if _key_query(raw_key) else CONFIG_RULES
+    return read_or_write(request, read, write)
+
+
 class RateLimitStatusView(StaffView, APIView):
     serializer_class = RateLimitStatusSerializer
+
+    def required_permissions(self, request) -> list[str]:
+        return read_or_write(request, *CONFIG_RULES)
 
     @extend_schema(summary="Whether rate limiting is on, the counter answers, and the global rules", tags=TAGS)
     def get(self, request):
@@ -101,6 +130,12 @@ class RateLimitStatusView(StaffView, APIView):
 class RuleListView(StaffView, APIView):
     serializer_class = RuleListSerializer
 
+    def required_permissions(self, request) -> list[str]:
+        if request.method in SAFE_METHODS:
+            return _rules_permissions(request, request.query_params.get("key"))
+        body = request.data if isinstance(request.data, dict) else {}
+        return _rules_permissions(request, body.get("key"))
+
     @extend_schema(summary="The rules in force", parameters=[KEY_PARAMETER], tags=TAGS)
     def get(self, request):
         return Response(_listing(_key(request.query_params.get("key"))))
@@ -123,6 +158,9 @@ class RuleListView(StaffView, APIView):
 
 class RuleDetailView(StaffView, APIView):
     serializer_class = RuleListSerializer
+
+    def required_permissions(self, request) -> list[str]:
+        return _rules_permissions(request, request.query_params.get("key"))
 
     @extend_schema(
         summary="Delete the rule at this index (from 0, as listed)",

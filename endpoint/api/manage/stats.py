@@ -17,6 +17,11 @@ from .serializers import StatsSerializer
 class StatsView(StaffView, APIView):
     serializer_class = StatsSerializer
 
+    def required_permissions(self, request) -> list[str]:
+        # Figures about the request logs: whoever may read the logs may read these
+        # (any method but GET is 405 anyway).
+        return ["logs.view_request"]
+
     @extend_schema(
         summary="Requests, success rate, credits, latency and the busiest keys and miners over a window",
         parameters=[OpenApiParameter("window", str, enum=list(WINDOWS), default=DEFAULT_WINDOW)],

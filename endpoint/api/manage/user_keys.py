@@ -3,8 +3,12 @@
 in the creation response only, funded from the chat balance), revoke (the
 key is disabled for good and its credits go back to the balance).
 
-Every lookup starts from the user's own keys, so another user's key id
-answers 404, exactly like a key that doesn't exist."""
+Who may: any active signed-in user (session only; an admin token or an API
+key opens nothing here), staff or not, and no model permission is asked.
+These are the user's own keys, which the chat pages already let them manage;
+keys.*_apikey permissions are about everyone's keys, in /api/admin/keys/ and
+the admin. Every lookup starts from the user's own keys, so another user's
+key id answers 404, exactly like a key that doesn't exist."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
+from chat.limits import KEY_CREATION, count_page_use
 from chat.services import create_user_key, revoke_user_key, user_keys
 from keys.models import ApiKey
 
@@ -46,6 +51,7 @@ class UserKeyViewSet(UserView, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return user_keys(self.request.user)
 
     def create(self, request, *args, **kwargs):
+        count_page_use(request, KEY_CREATION, request.user)  # 429 past KEY_CREATE_RATE, shared with the keys page
         body = UserKeyCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         new = create_user_key(request.user, body.validated_data["name"], body.validated_data["credits"])
