@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.http import Http404
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -42,54 +41,107 @@ from .models import Conversation, Message
 log = logging.getLogger(__name__)
 
 ROUTE = "chat-ui"
-MAX_PROMPT_CHARS = 32_000
+MAX_MINERS = 1024  # more than any subnet has: Top N, In parallel and the UIDs listed
+MAX_UID = 65_535  # uids are 16-bit on chain
+UIDS_USAGE = "UIDs must be whole numbers, e.g. 1, 4, 7."
+STRATEGIES = ("auto", "top_n", "best", "uids")
+
+
+class NoSuchConversation(errors.ApiError):
+    status, code = 404, "NotFound"
+    detail = "No such conversation."
 
 
 @dataclass(frozen=True)
 class ChatOptions:
-    """The settings panel: which miners, and how they are asked."""
+    """The settings panel: which miners, and how they are asked.
+
+    Every field the page sends is checked, used by the chosen strategy or
+    not, so a mistyped field is explained rather than silently ignored. The
+    page sends numbers as its fields' text; empty text is a field left blank."""
 
     strategy: Strategy | None = None  # None: auto (the key's default, else the config's)
     respond_on_first_success: bool = True
     in_parallel: int | None = None
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> ChatOptions:
-        kind = str(data.get("strategy") or "auto")
+    def parse(cls, data: Any) -> ChatOptions:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise services.ChatInputError("The settings must be an object of named fields.")
+        kind = _strategy_kind(data.get("strategy"))
+        top_n = _count(data.get("top_n"), "Top N")
+        uids = _uid_list(data.get("uids"))
+        in_parallel = _count(data.get("in_parallel"), "In parallel", zero_is_blank=True)
+        first_success = data.get("respond_on_first_success", True)
+        if not isinstance(first_success, bool):
+            raise services.ChatInputError("Respond on first success must be true or false.")
         strategy: Strategy | None = None
-        if kind == "top_n":
-            n = _whole(data.get("top_n"), "Top N")
-            strategy = Strategy(top_n=n)
-        elif kind == "best":  # by live success and speed; the same N field
-            strategy = Strategy(best=_whole(data.get("top_n"), "Top N"))
+        if kind in ("top_n", "best"):  # best: by live success and speed; the same N field
+            if top_n is None:
+                raise services.ChatInputError(f"Top N must be a whole number from 1 to {MAX_MINERS}.")
+            strategy = Strategy(top_n=top_n) if kind == "top_n" else Strategy(best=top_n)
         elif kind == "uids":
-            raw = data.get("uids")
-            parts = raw if isinstance(raw, list) else str(raw or "").replace(" ", ",").split(",")
-            try:
-                uids = tuple(dict.fromkeys(int(p) for p in parts if str(p).strip()))
-            except ValueError:
-                raise services.ChatInputError("UIDs must be whole numbers, e.g. 1, 4, 7.") from None
-            if not uids or min(uids) < 0:
+            if not uids:
                 raise services.ChatInputError("Pick at least one UID (0 or more).")
             strategy = Strategy(uids=uids)
-        elif kind != "auto":
-            raise services.ChatInputError("Strategy must be auto, top_n, best or uids.")
-        in_parallel = data.get("in_parallel")
-        return cls(
-            strategy=strategy,
-            respond_on_first_success=data.get("respond_on_first_success", True) is not False,
-            in_parallel=None if in_parallel in (None, "", 0, "0") else _whole(in_parallel, "In parallel"),
-        )
+        return cls(strategy=strategy, respond_on_first_success=first_success, in_parallel=in_parallel)
 
 
-def _whole(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1 or isinstance(value, bool):
-        raise services.ChatInputError(f"{name} must be a whole number of at least 1.")
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _strategy_kind(value: Any) -> str:
+    if _blank(value):
+        return "auto"
+    if not isinstance(value, str) or value not in STRATEGIES:
+        raise services.ChatInputError("Strategy must be auto, top_n, best or uids.")
+    return value
+
+
+def _whole(value: Any, largest: int) -> int | None:
+    """``value`` as a whole number from 0 to ``largest``, from a JSON number
+    or a field's text; None if it is anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        value = int(text) if text.isascii() and text.isdigit() and len(text) <= len(str(largest)) else None
+    if not isinstance(value, int) or not 0 <= value <= largest:
+        return None
+    return value
+
+
+def _count(value: Any, name: str, *, zero_is_blank: bool = False) -> int | None:
+    """A count of miners (None when left blank)."""
+    if _blank(value):
+        return None
+    number = _whole(value, MAX_MINERS)
+    if number == 0 and zero_is_blank:
+        return None
+    if not number:
+        raise services.ChatInputError(f"{name} must be a whole number from 1 to {MAX_MINERS}.")
     return number
+
+
+def _uid_list(value: Any) -> tuple[int, ...]:
+    """The UIDs field: a list of numbers, or text such as "1, 4, 7"."""
+    if _blank(value):
+        return ()
+    if isinstance(value, str):
+        parts: list[Any] = [p for p in value.replace(" ", ",").split(",") if p]
+    elif isinstance(value, list):
+        parts = value
+    else:
+        raise services.ChatInputError(UIDS_USAGE)
+    if len(parts) > MAX_MINERS:
+        raise services.ChatInputError(f"Pick at most {MAX_MINERS} UIDs.")
+    uids = [_whole(p, MAX_UID) for p in parts]
+    if any(uid is None for uid in uids):
+        raise services.ChatInputError(UIDS_USAGE)
+    return tuple(dict.fromkeys(uids))
 
 
 @dataclass
@@ -140,7 +192,7 @@ def _owned_conversation(user, conversation_id: int | None) -> Conversation | Non
         return None
     conversation = Conversation.objects.of(user).filter(pk=conversation_id).first()
     if conversation is None:
-        raise Http404("No such conversation.")
+        raise NoSuchConversation()
     return conversation
 
 
@@ -151,21 +203,17 @@ def _record_prompt(user, conversation: Conversation | None, text: str) -> tuple[
     return conversation, services.history(conversation)
 
 
-async def ask(request, user, conversation_id: int | None, text: str, options: ChatOptions) -> Reply:
+async def ask(request, user, conversation_id: int | None, text: Any, options: ChatOptions) -> Reply:
     """Send ``text`` (with the conversation so far) to the miners the options name."""
-    text = (text or "").strip()
-    if not text:
-        raise services.ChatInputError("Type a message first.")
-    if len(text) > MAX_PROMPT_CHARS:
-        raise services.ChatInputError(f"Messages are limited to {MAX_PROMPT_CHARS} characters.")
+    text = services.prompt_text(text)
     conversation = await run_db(_owned_conversation, user, conversation_id)
     account = await run_db(services.chat_account, user)
     key = account.key
     call: GatewayCall | None = None
     try:
         async with GatewayCall(request, route=ROUTE) as call:
-            # Counted per user, whatever key pays: the user's limit is theirs (issue 6).
-            await call.admit(key, counter=f"user:{user.pk}")
+            # The chat key is the user's own, so this counts on the user's counter (see admit).
+            await call.admit(key)
             conversation, messages = await run_db(_record_prompt, user, conversation, text)
             prompt = Prompt(
                 messages=messages,

@@ -1,5 +1,12 @@
 """Everything the chat pages write: a user's chat account (and the key that
-holds their credits), conversations, messages, and the user's own API keys."""
+holds their credits), conversations, messages, and the user's own API keys.
+
+What users type goes through ``checked_text`` first, one rule for every text
+field of the chat app (messages, conversation names, key names): text holding
+a NUL character (U+0000) is refused with a message naming the field, never
+stripped, as is text over the field's length limit. PostgreSQL cannot store
+NUL in text, and quietly dropping characters would keep something other than
+what the user typed."""
 
 from __future__ import annotations
 
@@ -14,11 +21,26 @@ from .models import ChatAccount, Conversation, Message
 
 CHAT_KEY_NAME = "Chat balance"
 DEFAULT_TITLE = "New chat"
-TITLE_LENGTH = 60
+TITLE_LENGTH = 60  # a title made from the first message
+MAX_PROMPT_CHARS = 32_000
+MAX_TITLE_CHARS = Conversation._meta.get_field("title").max_length
+MAX_KEY_NAME_CHARS = ApiKey._meta.get_field("name").max_length
+MAX_KEY_CREDITS = 10**15  # as the management API: far above any balance, far below the column's limit
 
 
 class ChatInputError(ValueError):
     """Something a user typed that cannot be accepted; the message says why."""
+
+
+def checked_text(text: object, what: str, limit: int) -> str:
+    """``text`` as typed, if it may be stored (see the module's rule)."""
+    if not isinstance(text, str):
+        raise ChatInputError(f"{what} must be text.")
+    if "\x00" in text:
+        raise ChatInputError(f"{what} cannot contain NUL characters (\\x00).")
+    if len(text) > limit:
+        raise ChatInputError(f"{what} is limited to {limit} characters.")
+    return text
 
 
 # --- the chat account ------------------------------------------------------------
@@ -59,16 +81,24 @@ def new_conversation(user, title: str = DEFAULT_TITLE) -> Conversation:
 
 
 def rename_conversation(conversation: Conversation, title: str) -> Conversation:
-    title = " ".join((title or "").split())
+    title = checked_text(" ".join((title or "").split()), "A conversation name", MAX_TITLE_CHARS)
     if not title:
         raise ChatInputError("A conversation needs a name.")
-    conversation.title = title[: Conversation._meta.get_field("title").max_length]
+    conversation.title = title
     conversation.save(update_fields=["title", "updated_at"])
     return conversation
 
 
 def delete_conversation(conversation: Conversation) -> None:
     conversation.delete()
+
+
+def prompt_text(text: object) -> str:
+    """A message as the user sent it, trimmed, if it may be stored and sent."""
+    text = checked_text(text, "A message", MAX_PROMPT_CHARS).strip()
+    if not text:
+        raise ChatInputError("Type a message first.")
+    return text
 
 
 def add_user_message(conversation: Conversation, text: str) -> Message:
@@ -102,11 +132,11 @@ def user_keys(user):
 def create_user_key(user, name: str, credits: int) -> NewKey:
     """A new key for ``user``, funded with ``credits`` moved from their chat
     balance (one conditional UPDATE: the balance cannot go below zero)."""
-    name = " ".join((name or "").split())[: ApiKey._meta.get_field("name").max_length]
+    name = checked_text(" ".join((name or "").split()), "A key name", MAX_KEY_NAME_CHARS)
     if not name:
         raise ChatInputError("Give the key a name.")
-    if credits < 0:
-        raise ChatInputError("Credits must be 0 or more.")
+    if not 0 <= credits <= MAX_KEY_CREDITS:
+        raise ChatInputError(f"Credits must be a whole number from 0 to {MAX_KEY_CREDITS}.")
     account = chat_account(user)
     with transaction.atomic():
         if credits:

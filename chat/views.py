@@ -3,22 +3,27 @@
 
 from __future__ import annotations
 
-import orjson
+import re
+
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from endpoint import errors
+from endpoint.jsonbody import NOT_JSON, loads_bounded
 
-from . import services
+from . import limits, services
 from .models import Conversation
 from .neurons import search_neurons
 from .replies import ChatOptions, ask
 
+MALFORMED = "The page sent a malformed message."
 
-def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+
+def _chat_page(request: HttpRequest, conversation: Conversation | None, status: int = 200) -> HttpResponse:
     account = services.chat_account(request.user)
     context = {
         "conversation": conversation,
@@ -26,7 +31,7 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
         "chat_messages": conversation.messages.all() if conversation else [],
         "balance": account.key.credits,
     }
-    return render(request, "chat/chat.html", context)
+    return render(request, "chat/chat.html", context, status=status)
 
 
 @login_required
@@ -54,7 +59,9 @@ def rename_conversation(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         services.rename_conversation(conversation, request.POST.get("title", ""))
     except services.ChatInputError as exc:
+        # The page again, saying why: nothing was renamed.
         messages.error(request, str(exc))
+        return _chat_page(request, conversation, status=400)
     return redirect("chat-conversation", conversation.pk)
 
 
@@ -73,20 +80,15 @@ async def send(request: HttpRequest) -> HttpResponse:
     JSON error with its status (see chat.replies)."""
     user = await request.auser()
     try:
-        data = orjson.loads(request.body)
-        if not isinstance(data, dict):
-            raise ValueError
-        conversation_id = data.get("conversation")
-        conversation_id = None if conversation_id in (None, "") else int(conversation_id)
-    except (orjson.JSONDecodeError, ValueError, TypeError):
-        return JsonResponse({"error": "The page sent a malformed message.", "code": "BadRequest"}, status=400)
-    try:
-        options = ChatOptions.parse(data.get("settings") or {})
-        reply = await ask(request, user, conversation_id, str(data.get("content") or ""), options)
+        await sync_to_async(limits.count_page_use, thread_sensitive=False)(request, limits.SEND, user)
+        data = _send_body(request.body)
+        conversation_id = _conversation_id(data.get("conversation"))
+        options = ChatOptions.parse(data.get("settings"))
+        reply = await ask(request, user, conversation_id, data.get("content"), options)
     except services.ChatInputError as exc:
-        return JsonResponse({"error": str(exc), "code": "BadRequest"}, status=400)
-    except Http404:
-        return JsonResponse({"error": "No such conversation.", "code": "NotFound"}, status=404)
+        return _refusal(errors.ApiError(str(exc)))
+    except errors.ApiError as exc:
+        return _refusal(exc)
     if reply.events is None:
         response: HttpResponse = JsonResponse(reply.body, status=reply.status)
     else:
@@ -94,6 +96,38 @@ async def send(request: HttpRequest) -> HttpResponse:
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     for name, value in reply.headers.items():
+        response[name] = value
+    return response
+
+
+def _send_body(raw: bytes) -> dict:
+    try:
+        data = loads_bounded(raw)  # the API's bounds: too deep or a NUL anywhere is a 400 too
+    except errors.InvalidBody as exc:
+        raise errors.InvalidBody(MALFORMED if exc.detail == NOT_JSON else exc.detail) from None
+    if not isinstance(data, dict):
+        raise errors.ApiError(MALFORMED)
+    return data
+
+
+def _conversation_id(value: object) -> int | None:
+    """The conversation the page is in (None: a new one), as a number or its text."""
+    if value in (None, ""):
+        return None
+    text = value if isinstance(value, str) else str(value) if type(value) is int else ""
+    # 18 digits always fit the database's id column; a longer one is no id of ours.
+    if not re.fullmatch(r"[0-9]{1,18}", text):
+        raise errors.ApiError(MALFORMED)
+    return int(text)
+
+
+def _refusal(exc: errors.ApiError) -> JsonResponse:
+    """A prompt refused before any answer, in the page's JSON shape (see chat.replies)."""
+    body: dict = {"error": exc.detail, "code": exc.code}
+    if isinstance(exc, errors.RateLimitExceeded):
+        body["retry_after"] = exc.retry_after
+    response = JsonResponse(body, status=exc.status)
+    for name, value in exc.headers().items():
         response[name] = value
     return response
 
@@ -110,19 +144,21 @@ def neurons(request: HttpRequest) -> JsonResponse:
 @login_required
 def keys_page(request: HttpRequest) -> HttpResponse:
     new_key = None
+    status, headers = 200, {}
     form = {"name": "", "credits": "0"}
     if request.method == "POST":
         form = {"name": request.POST.get("name", ""), "credits": request.POST.get("credits", "0") or "0"}
         try:
-            credits = int(form["credits"])
-        except ValueError:
-            credits = -1
-        try:
+            limits.count_page_use(request, limits.KEY_CREATION, request.user)
             # The full key is in this response only; it is stored nowhere.
-            new_key = services.create_user_key(request.user, form["name"], credits)
+            new_key = services.create_user_key(request.user, form["name"], _credits(form["credits"]))
             form = {"name": "", "credits": "0"}
+        except errors.RateLimitExceeded as exc:
+            messages.error(request, exc.detail)
+            status, headers = exc.status, exc.headers()
         except services.ChatInputError as exc:
             messages.error(request, str(exc))
+            status = 400
         except errors.APIKeyNotEnoughCredits:
             messages.error(request, "Your chat balance does not have that many credits.")
     elif request.method != "GET":
@@ -135,10 +171,20 @@ def keys_page(request: HttpRequest) -> HttpResponse:
         "form": form,
         "base_url": request.build_absolute_uri("/").rstrip("/"),
     }
-    response = render(request, "chat/keys.html", context)
+    response = render(request, "chat/keys.html", context, status=status)
+    for name, value in headers.items():
+        response[name] = value
     if new_key is not None:
         response["Cache-Control"] = "no-store"  # the page holds a secret
     return response
+
+
+def _credits(text: str) -> int:
+    """The credits field: a whole number (create_user_key checks the range)."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 16):
+        raise services.ChatInputError(f"Credits must be a whole number from 0 to {services.MAX_KEY_CREDITS}.")
+    return int(text)
 
 
 @login_required

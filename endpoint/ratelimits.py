@@ -26,7 +26,6 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -34,7 +33,7 @@ from django.db import transaction
 from endpoint import errors
 from endpoint.config import ConfigError, parse_rate_limits
 from endpoint.models import EndpointConfig
-from endpoint.redis_clients import UNREACHABLE, async_redis, close_async_redis
+from endpoint.redis_clients import UNREACHABLE, async_redis, close_async_redis, redis_location, report_outage
 from keys.models import ApiKey
 from keys.services import do_edit_key
 
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 
 Rule = tuple[int, int]  # (times, seconds)
 
-OUTAGE_LOG_INTERVAL = 60.0
 KEY_NAMESPACE = "ratelimit"
 
 
@@ -283,26 +281,13 @@ _local = _LocalWindows()
 
 # --- the check -----------------------------------------------------------------
 
-_outage_logged_at: dict[str, float] = {}
-
-
-def _where(url: str) -> str:
-    """The Redis URL without credentials, fit for a log line."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or 6379}{parts.path}"
-
 
 def _report_outage(url: str, exc: BaseException) -> None:
-    now = time.monotonic()
-    last = _outage_logged_at.get(url)
-    if last is not None and now - last < OUTAGE_LOG_INTERVAL:
-        return
-    _outage_logged_at[url] = now
     if _fail_closed():
         consequence = "refusing requests (RATE_LIMIT_FAIL_CLOSED)"
     else:
         consequence = "serving requests without rate limits"
-    log.error("rate limiter: Redis at %s is unreachable (%s); %s", _where(url), type(exc).__name__, consequence)
+    report_outage(log, "rate limiter", url, exc, consequence)
 
 
 def _fail_closed() -> bool:
@@ -337,8 +322,8 @@ async def limiter_health() -> tuple[bool, str]:
     try:
         await async_redis(url).ping()
     except UNREACHABLE as exc:
-        return False, f"Redis at {_where(url)} unreachable ({type(exc).__name__})"
-    return True, f"Redis at {_where(url)} answers"
+        return False, f"Redis at {redis_location(url)} unreachable ({type(exc).__name__})"
+    return True, f"Redis at {redis_location(url)} answers"
 
 
 # --- operators' changes (CLI, admin) -----------------------------------------

@@ -1,12 +1,19 @@
 """The Redis clients of the hot path (rate limits, miner statistics): one
 asyncio client per event loop (a redis.asyncio client is bound to the loop
 it was made on) and one blocking client per process, each with short
-timeouts so a dead Redis costs a request at most RATE_LIMIT_REDIS_TIMEOUT."""
+timeouts so a dead Redis costs a request at most RATE_LIMIT_REDIS_TIMEOUT.
+
+Also the outage log every user of Redis shares: a down Redis fails every
+request, so each user of it says so at most once a minute."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 import weakref
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -19,6 +26,8 @@ from redis.retry import Retry
 
 # What a down, restarting or overloaded Redis raises (TimeoutError is an OSError).
 UNREACHABLE = (RedisError, OSError)
+
+OUTAGE_LOG_INTERVAL = 60.0
 
 _async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
 _sync: dict[str, redis.Redis] = {}
@@ -62,3 +71,27 @@ async def close_async_redis() -> None:
     """Close this event loop's clients (tests, shutdown)."""
     for client in _async.pop(asyncio.get_running_loop(), {}).values():
         await client.aclose()
+
+
+# --- telling operators Redis is gone ----------------------------------------------
+
+_outage_logged_at: dict[tuple[str, str], float] = {}
+_outage_lock = threading.Lock()  # sync views report from several threads
+
+
+def redis_location(url: str) -> str:
+    """The Redis URL without credentials, fit for a log line."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
+def report_outage(log: logging.Logger, who: str, url: str, exc: BaseException, consequence: str) -> None:
+    """Log once a minute (per ``who`` and URL) that ``who`` cannot reach Redis
+    at ``url`` and what it does meanwhile."""
+    now = time.monotonic()
+    with _outage_lock:
+        last = _outage_logged_at.get((who, url))
+        if last is not None and now - last < OUTAGE_LOG_INTERVAL:
+            return
+        _outage_logged_at[(who, url)] = now
+    log.error("%s: Redis at %s is unreachable (%s); %s", who, redis_location(url), type(exc).__name__, consequence)

@@ -1,6 +1,6 @@
 """Fixtures for the chat pages: verified users, a browser-like session on the
 ASGI application (cookies + CSRF token, as the page's fetch sends them), and
-allauth's rate-limit counters cleared between tests."""
+the pages' rate-limit counters (allauth's, the chat's) cleared between tests."""
 
 from __future__ import annotations
 
@@ -95,12 +95,14 @@ def _fast_passwords(settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_allauth_limits():
-    """allauth counts sign-ups and failed logins per IP in the cache; every
-    test comes from the same loopback address."""
-    from django.core.cache import cache
+def _fresh_page_limits():
+    """allauth counts sign-ups and failed logins per IP in the cache, and the
+    chat's page limits count per user id; every test comes from the same
+    loopback address, and user ids restart with each test database."""
+    from django.core.cache import caches
 
     from tests.conftest import delete_redis_keys
 
-    if not delete_redis_keys("*allauth:rl:*"):
-        cache.clear()
+    if not delete_redis_keys("*allauth:rl:*") | delete_redis_keys("ratelimit:pages:*"):
+        caches["default"].clear()
+        caches["ratelimit"].clear()
