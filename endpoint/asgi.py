@@ -8,6 +8,9 @@ which cost more CPU per API call than the rest of the gateway; so those
 routes go through a handler with an empty middleware chain. Same project,
 same URLconf, same views.
 
+Around both, request bodies are bounded before anything reads them
+(endpoint.body_limit).
+
 The ASGI lifespan (uvicorn sends it to each worker) opens the worker's
 event-loop database pool (endpoint.asyncdb) and its heap trimmer
 (endpoint.heap) at start, and closes them, with the Redis clients, at
@@ -18,6 +21,8 @@ import asyncio
 import logging
 import os
 
+from corsheaders.middleware import CorsMiddleware
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
@@ -25,6 +30,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 
 from endpoint import heap
+from endpoint.body_limit import BoundedBody
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "endpoint.settings")
 
@@ -82,7 +88,21 @@ class GatewayASGIHandler(ASGIHandler):
         self._template_response_middleware = []
         self._exception_middleware = []
         get_response = self._get_response_async if is_async else self._get_response
-        self._middleware_chain = convert_exception_to_response(get_response)
+        self._middleware_chain = with_cors(convert_exception_to_response(get_response))
+
+
+def with_cors(respond):
+    """django-cors-headers around the gateway routes, when origins are
+    configured (read per request, so the setting can change under tests);
+    without them, not one extra call."""
+    cors = convert_exception_to_response(CorsMiddleware(respond))
+
+    async def chain(request):
+        if settings.CORS_ALLOWED_ORIGINS:
+            return await cors(request)
+        return await respond(request)
+
+    return chain
 
 
 gateway = GatewayASGIHandler()
@@ -115,7 +135,7 @@ async def lifespan(receive, send) -> None:
             return
 
 
-async def application(scope, receive, send):
+async def route(scope, receive, send):
     if scope["type"] == "lifespan":
         await lifespan(receive, send)
         return
@@ -127,3 +147,7 @@ async def application(scope, receive, send):
             await site(scope, receive, send)
     finally:
         heap.requests.finished()
+
+
+# Every body is bounded before any of the above reads it (endpoint.body_limit).
+application = BoundedBody(route)

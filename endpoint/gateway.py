@@ -137,13 +137,16 @@ class GatewayCall:
         await self.admit(key)
         return key
 
-    async def admit(self, key: ApiKey, counter: str | None = None) -> None:
-        """Count the call against the key's rules (or the global ones). The
-        browser chat passes ``counter="user:<id>"`` so a user's limit is theirs
-        whatever key pays for it."""
+    async def admit(self, key: ApiKey) -> None:
+        """Count the call against the rules that apply to the key (its own,
+        else the global ones). A key with an owner counts on the owner's
+        counter, ``user:<id>``: the user's chat and every key they made share
+        one allowance, whichever face the call came through. An operator's
+        key (no owner) counts on its own, ``key:<id>``."""
         self.log.key_id, self.log.user_id = key.pk, key.owner_id
         rules = rules_for(key.rate_limits, await aruntime_config())
-        self.rate_state = await check_rate_limits(counter or f"key:{key.pk}", rules)
+        subject = f"user:{key.owner_id}" if key.owner_id is not None else f"key:{key.pk}"
+        self.rate_state = await check_rate_limits(subject, rules)
 
     def response_headers(self) -> dict[str, str]:
         return self.rate_state.headers() if self.rate_state else {}
@@ -156,12 +159,13 @@ class GatewayCall:
             raise errors.MetagraphNotSynced()
         keypair = validator_hotkey(config.hotkey_mnemonic)
         strategy = prompt.strategy or _key_strategy(key, config.default_strategy)
-        self.log.strategy = str(strategy)
+        self.log.strategy = strategy.summary()
         route = await choose_best(strategy.best, directory) if strategy.best else None
         neurons = route.neurons if route else resolve_neurons(strategy, directory)
         if not neurons:
             raise errors.NoMinerServing()
-        await check_moderation(prompt.messages, config)
+        # The extra fields reach the miners too (tool descriptions, for one).
+        await check_moderation([*prompt.messages, prompt.extra] if prompt.extra else prompt.messages, config)
         options = DispatchOptions(
             timeout=min(prompt.timeout or config.miner_timeout, config.max_miner_timeout),
             in_parallel=prompt.in_parallel,

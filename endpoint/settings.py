@@ -2,6 +2,7 @@
 that works on a laptop with nothing installed (SQLite, local-memory cache,
 eager Celery). The rest of the code reads ``settings.X``."""
 
+import logging
 from pathlib import Path
 
 import environ
@@ -15,6 +16,11 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me-validator-endpoint")
+# Previous SECRET_KEYs, comma-separated: sessions signed with them and secrets
+# stored under them stay valid after a rotation (endpoint/encryption.py).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+# The key for secrets at rest (hotkey mnemonic, OpenAI key); empty: SECRET_KEY.
+SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="")
 # A laptop (DEBUG on) answers on loopback names; a deployment must say which
 # host names it answers to, or it refuses to start.
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
@@ -35,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "rest_framework.authtoken",  # admin tokens for /api/admin/ scripts (staff only)
     "django_filters",
+    "corsheaders",
     "endpoint",
     "keys",
     "logs",
@@ -50,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "endpoint.middleware.refuse_nul_characters",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,13 +115,23 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # (at most RATE_LIMIT_REDIS_TIMEOUT) rather than opening more.
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=32)
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Redis down: reads miss and writes are dropped, logged once a minute,
+    # so sign-in and the pages keep working (endpoint.cache).
+    _CACHE = {"BACKEND": "endpoint.cache.ForgivingRedisCache", "LOCATION": REDIS_URL}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    _CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+CACHES = {
+    "default": _CACHE,
+    # The page abuse limits' counters (django-ratelimit), kept under the
+    # gateway limiter's "ratelimit:" namespace in Redis.
+    "ratelimit": {**_CACHE, "KEY_PREFIX": "ratelimit:pages"},
+}
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+# Celery's workers keep Django's LOGGING (JSON when asked, secrets masked).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -153,6 +171,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # Request bodies above this size answer 413 (DESIGN §8).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
+# endpoint.body_limit cuts every body at the limit before Django reads it; at
+# this size Django keeps what passes in memory instead of a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = max(DATA_UPLOAD_MAX_MEMORY_SIZE, 2_621_440)
 MAX_MINER_RESPONSE_BYTES = env.int("MAX_MINER_RESPONSE_BYTES", default=2 * 1024 * 1024)
 
 REST_FRAMEWORK = {
@@ -160,9 +181,29 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["endpoint.api.parsers.BoundedJSONParser"],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+# CORS for browser apps calling the API with a key: off until origins are named.
+# Only the key-authenticated routes; pages and the admin API stay same-origin.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(chat|v1/.*)$"
+# What OpenAI's own browser clients send, besides the usual few.
+CORS_ALLOW_HEADERS = (
+    *("accept", "authorization", "content-type", "user-agent", "endpoint-version"),
+    *("openai-organization", "openai-project", "openai-beta", "x-stainless-retry-count", "x-stainless-timeout"),
+    *("x-stainless-lang", "x-stainless-package-version", "x-stainless-os", "x-stainless-arch"),
+    *("x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-helper-method"),
+)
+CORS_EXPOSE_HEADERS = (
+    "retry-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+)
+CORS_PREFLIGHT_MAX_AGE = env.int("CORS_PREFLIGHT_MAX_AGE", default=600)
 
 # OpenAPI: every DRF view is listed (the gateway routes describe themselves in
 # endpoint.api.schema; plain Django views such as /health/* are added by its hook).
@@ -178,6 +219,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "endpoint.api.schema.add_plain_views",
+        "endpoint.api.schema.add_management_errors",
     ],
     "APPEND_COMPONENTS": {
         "securitySchemes": {"BearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key: vep_…"}}
@@ -224,6 +266,8 @@ BENCH_FLOOR_UPSTREAMS = env.list("BENCH_FLOOR_UPSTREAMS", default=[])
 # LOG_FORMAT=json: one JSON object a line, for log shippers. API keys and
 # bearer tokens are masked in either format (endpoint.logformat).
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT == "json":
+    logging.captureWarnings(True)  # Python's warnings become log records too: JSON like the rest
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -277,8 +321,35 @@ ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mand
 ACCOUNT_CONFIRM_EMAIL_ON_GET = True  # the link in the email confirms at once
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_UNIQUE_EMAIL = True
-# Failed logins: at most 10 a minute from one IP and 5 in 5 minutes for one email.
-ACCOUNT_RATE_LIMITS = {"login_failed": env.str("ACCOUNT_LOGIN_FAILED_RATE", default="10/m/ip,5/5m/key")}
+# allauth's own limits ("N/period/ip|key", period s, m, h or d; several
+# comma-separated). Failed logins: at most 10 a minute from one IP and 5 in
+# 5 minutes for one email. Sign-ups: 5 an hour from one IP. Password reset
+# requests: 5 an hour from one IP and 3 an hour for one email. Over a limit,
+# allauth answers 429 with a page saying to try again later.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env.str("ACCOUNT_LOGIN_FAILED_RATE", default="10/m/ip,5/5m/key"),
+    "signup": env.str("ACCOUNT_SIGNUP_RATE", default="5/h/ip"),
+    "reset_password": env.str("ACCOUNT_RESET_PASSWORD_RATE", default="5/h/ip,3/h/key"),
+}
+# The chat pages' abuse limits, per signed-in user (django-ratelimit, fixed
+# windows; "N/s|m|h|d"): prompts sent from /app/, and keys created on
+# /app/keys/ and POST /api/keys/ together. Over a limit: 429.
+CHAT_SEND_RATE = env.str("CHAT_SEND_RATE", default="60/m")
+KEY_CREATE_RATE = env.str("KEY_CREATE_RATE", default="10/h")
+INSTALLED_APPS += ["django_ratelimit"]  # for its system checks of the cache it is given
+RATELIMIT_USE_CACHE = "ratelimit"
+# Redis down: the pages stay usable without these limits; what costs credits
+# is still held by the gateway's limiter (RATE_LIMIT_FAIL_CLOSED).
+RATELIMIT_FAIL_OPEN = True
+SILENCED_SYSTEM_CHECKS = [
+    # django-ratelimit knows only django_redis by name; Django's own RedisCache
+    # (ours subclasses it) has the atomic INCR it needs.
+    "django_ratelimit.W001",
+]
+if not REDIS_URL:
+    # A laptop without Redis counts in each process's memory: good enough for
+    # one developer, which is all that setup serves.
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True  # a provider's verified email logs into the same account
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
 SOCIALACCOUNT_LOGIN_ON_GET = False  # a social login starts with a POST (CSRF-checked)

@@ -24,6 +24,21 @@ class Strategy:
             return f"best:{self.best}"
         return "uids:" + ",".join(str(u) for u in self.uids)
 
+    def summary(self, max_chars: int = 200) -> str:
+        """The strategy as a log column holds it: in full when it fits,
+        else the first uids and how many more."""
+        text = str(self)
+        if len(text) <= max_chars:
+            return text
+        tail = f",… ({len(self.uids)} uids)"
+        head = text[: max_chars - len(tail)].rsplit(",", 1)[0]
+        return head + tail
+
+
+def distinct_uids(uids) -> tuple[int, ...]:
+    """``uids`` in their order, each once: a uid asked twice is still one miner."""
+    return tuple(dict.fromkeys(uids))
+
 
 DEFAULT = Strategy(uids=(0,))
 
@@ -46,7 +61,7 @@ def parse_strategy(text: str) -> Strategy | None:
                 raise ValueError
             return Strategy(top_n=n) if kind == "top_n" else Strategy(best=n)
         if kind in ("uids", "uid"):
-            uids = tuple(int(part) for part in value.split(",") if part.strip())
+            uids = distinct_uids(int(part) for part in value.split(",") if part.strip())
             if not uids or any(u < 0 for u in uids) or (kind == "uid" and len(uids) != 1):
                 raise ValueError
             return Strategy(uids=uids)

@@ -7,6 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from endpoint.api import chat, completions, health
 from endpoint.metrics import metrics_view
 
+# Unknown URLs under /v1/, /chat and /api/ answer JSON (endpoint.api.errors).
+handler404 = "endpoint.api.errors.not_found"
+
 urlpatterns = [
     path("chat", chat.ChatView.as_view(), name="chat"),
     path("v1/chat/completions", completions.ChatCompletionsView.as_view(), name="chat-completions"),

@@ -19,7 +19,7 @@ class ApiKeyQuerySet(models.QuerySet):
     def matching(self, query: str) -> ApiKeyQuerySet:
         """Keys a CLI/admin query names: an id, the full key, or a prefix."""
         query = query.strip()
-        if query.isdigit():
+        if query.isascii() and query.isdigit():  # "³".isdigit() is True, and no id
             return self.filter(pk=int(query))
         if query.startswith(KEY_PREFIX) and len(query) > PREFIX_LENGTH:
             by_hash = self.filter(secret_hash=hash_secret(query))

@@ -214,8 +214,20 @@ def _csv_text(batch: list[tuple] | None) -> str:
         writer.writerow(CSV_HEADER)
     else:
         for row in batch:
-            writer.writerow([*row[:12], first_prompt(row[12])])
+            writer.writerow([spreadsheet_safe(cell) for cell in (*row[:12], first_prompt(row[12]))])
     return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A cell a spreadsheet won't run: text a client wrote (a prompt, a key's
+    name) that starts like a formula gets a leading quote (OWASP's advice
+    for CSV injection). Numbers stay numbers."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
 
 
 def _sync_csv(rows: QuerySet) -> Iterator[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import orjson
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from endpoint.gateway import GatewayCall
@@ -32,6 +33,11 @@ class AsyncAPIView(APIView):
     throttle_classes: tuple = ()
     renderer_classes = (FastJSONRenderer,)
     gateway_call: GatewayCall | None = None
+
+    async def options(self, request, *args, **kwargs):
+        """204 with the methods the route takes. A browser's CORS preflight is
+        answered before this by django-cors-headers, when CORS is on."""
+        return Response(status=204, headers={"Allow": ", ".join(self.allowed_methods)})
 
     def perform_content_negotiation(self, request, force: bool = False):
         # One renderer, so nothing to negotiate: skip parsing the Accept header.

@@ -26,7 +26,7 @@ from endpoint.strategies import Strategy, parse_strategy
 from .base import AsyncAPIView
 from .errors import openai_body
 from .schema import completions_schema, models_schema
-from .serializers import parse_body
+from .serializers import MAX_MESSAGES, parse_body
 
 TOP_N_MODELS = (1, 3, 5, 10)
 
@@ -44,7 +44,7 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str
-    messages: list[OpenAIMessage] = Field(min_length=1)
+    messages: list[OpenAIMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: StrictBool = False
     stream_options: dict | None = None
 

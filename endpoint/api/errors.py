@@ -40,3 +40,23 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     shape = getattr(view, "error_body", seed_body)
     log.info("api error %s %s: %s", error.status, error.code, error.detail)
     return Response(shape(error), status=error.status, headers=error.headers())
+
+
+class RouteNotFound(ApiError):
+    status, code = 404, "not_found"
+    detail = "No such route."
+
+
+def not_found(request, exception=None):
+    """Django's 404 for a URL no route matches: JSON on the API's paths (in
+    the route's shape), the usual page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    path = request.path
+    error = RouteNotFound(f"No such route: {request.method} {path}")
+    if path.startswith("/v1/"):
+        return JsonResponse(openai_body(error), status=404)
+    if path.startswith(("/api/", "/chat")):
+        return JsonResponse(seed_body(error), status=404)
+    return page_not_found(request, exception)

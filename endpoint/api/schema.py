@@ -312,3 +312,42 @@ def add_plain_views(result: dict, generator, request, public) -> dict:
                 if response is not None and operation.get("security") == BEARER:
                     response.setdefault("headers", {}).update(extra)
     return result
+
+
+class ManageError(BaseModel):
+    """An error of the management API."""
+
+    detail: str
+    code: str
+    errors: dict[str, Any] | None = Field(default=None, description="Per field, on a 400 for bad input.")
+
+
+MANAGE_ERRORS = {
+    "400": "Bad input: a field, a filter or the body (not JSON, nested too deep, a NUL character).",
+    "401": "No credentials: sign in to the admin or send `Authorization: Token <token>`.",
+    "403": "Signed in, but without the permission this needs (the message names it).",
+    "404": "No such thing, or not yours.",
+}
+MANAGE_WRITE_ERRORS = {
+    "409": "The state of the key forbids it (a prefix several keys share, credits that would go below zero).",
+    "413": "The body is over MAX_REQUEST_BYTES.",
+    "429": "Too many keys made in a while (KEY_CREATE_RATE).",
+}
+
+
+def add_management_errors(result: dict, generator, request, public) -> dict:
+    """Every management operation can answer these, with one body shape; say so
+    once here rather than on each view."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    ref = _component(ManageError, components)
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/") or path.startswith("/api/schema"):
+            continue
+        for method, operation in operations.items():
+            documented = {**MANAGE_ERRORS, **(MANAGE_WRITE_ERRORS if method in ("post", "patch", "delete") else {})}
+            if path == "/api/keys/" and method == "post":
+                documented["402"] = "The chat balance does not have the credits asked for the new key."
+            responses = operation.setdefault("responses", {})
+            for status, description in documented.items():
+                responses.setdefault(status, _json(description, ref))
+    return result

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 import pydantic
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -17,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from endpoint import errors
 from endpoint.gateway import Prompt
-from endpoint.strategies import Strategy, parse_strategy
+from endpoint.jsonbody import loads_bounded
+from endpoint.strategies import Strategy, distinct_uids, parse_strategy
+
+# Bounds on what a body may ask for, checked before any credit is held. The
+# body's size (MAX_REQUEST_BYTES) bounds the text; these bound the work.
+MAX_MESSAGES = 2048
+MAX_UIDS = 4096  # before duplicates are dropped; unknown uids are refused anyway
 
 
 def read_json_object(request) -> dict[str, Any]:
@@ -27,10 +32,7 @@ def read_json_object(request) -> dict[str, Any]:
         raise errors.PayloadTooLarge() from None
     if len(raw) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         raise errors.PayloadTooLarge()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.InvalidBody("Request body is not valid JSON.") from None
+    data = loads_bounded(raw)
     if not isinstance(data, dict):
         raise errors.InvalidBody("Request body must be a JSON object.")
     return data
@@ -65,14 +67,14 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    messages: list[Message] = Field(min_length=1)
-    uids: list[NonNegativeInt] | None = Field(default=None, min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
+    uids: list[NonNegativeInt] | None = Field(default=None, min_length=1, max_length=MAX_UIDS)
     top_n: PositiveInt | None = None
     # Any strategy by name ("best:3", "top_n:2", "uids:1,2"); top_n and uids win over it.
     strategy: Strategy | None = None
     in_parallel: PositiveInt | None = None
     respond_on_first_success: StrictBool = True
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("strategy", mode="before")
     @classmethod
@@ -87,7 +89,7 @@ class ChatRequest(BaseModel):
         if self.top_n is not None:  # takes precedence over uids, as in the seed
             strategy = Strategy(top_n=self.top_n)
         elif self.uids is not None:
-            strategy = Strategy(uids=tuple(self.uids))
+            strategy = Strategy(uids=distinct_uids(self.uids))
         else:
             strategy = self.strategy
         return Prompt(

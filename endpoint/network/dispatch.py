@@ -60,7 +60,8 @@ def resolve_neurons(strategy: Strategy | None, directory: Directory) -> list[Neu
         return directory.top_n(strategy.top_n)
     unknown = [uid for uid in strategy.uids if directory.get(uid) is None]
     if unknown:
-        raise errors.UnknownUid(f"Unknown uid(s) on netuid {directory.netuid}: {', '.join(map(str, unknown))}.")
+        named = ", ".join(map(str, unknown[:20])) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+        raise errors.UnknownUid(f"Unknown uid(s) on netuid {directory.netuid}: {named}.")
     seen: set[int] = set()
     ordered = []
     for uid in strategy.uids:

@@ -90,4 +90,8 @@ class Command(OperatorCommand):
             http="httptools",
             access_log=False,
             log_level="warning",
+            # uvicorn's own logging config would give its loggers plain-text
+            # handlers of their own; without it they reach Django's LOGGING:
+            # JSON when LOG_FORMAT=json, and masked like every other line.
+            log_config=None,
         )
