@@ -16,14 +16,14 @@ NUL_REFUSED = "NUL characters (\\x00) are not accepted."
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def holds_nul(query) -> bool:
+def query_holds_nul(query) -> bool:
     return any("\x00" in name or any("\x00" in value for value in values) for name, values in query.lists())
 
 
 def refusal(request):
     """A 400 for a request carrying a NUL in its path, query or form; else None."""
     form = request.method == "POST" and request.content_type in FORM_TYPES
-    if not ("\x00" in request.path or holds_nul(request.GET) or (form and holds_nul(request.POST))):
+    if not ("\x00" in request.path or query_holds_nul(request.GET) or (form and query_holds_nul(request.POST))):
         return None
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": NUL_REFUSED, "code": "InvalidRequestBody"}, status=400)
