@@ -13,15 +13,14 @@ before. The SQL, the adapters and the autocommit are Django's own.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
 from endpoint.db import run_db
+from endpoint.loopbound import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ APPLICATION_NAME = "vep-gateway"  # how the pool's connections show in pg_stat_a
 # the wait for the disk, about 0.4 ms a statement on the bench machine.
 ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
 
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+_pools: PerLoop[None, Any] = PerLoop()
 
 
 def _connect_kwargs() -> dict[str, Any]:
@@ -54,9 +53,10 @@ async def open_pool() -> bool:
     """Open this loop's pool (PostgreSQL only); True if one is open. Its
     connections are made in the background: a database that is down at
     start doesn't stop the server (calls fail, /health/ready says why)."""
-    loop = asyncio.get_running_loop()
-    if connection.vendor != "postgresql" or loop in _pools:
-        return loop in _pools
+    if _pools.peek(None) is not None:
+        return True
+    if connection.vendor != "postgresql":
+        return False
     from psycopg_pool import AsyncConnectionPool
 
     pool = AsyncConnectionPool(
@@ -68,13 +68,12 @@ async def open_pool() -> bool:
         open=False,
     )
     await pool.open(wait=False)
-    _pools[loop] = pool
+    _pools.set(None, pool)
     return True
 
 
 async def close_pool() -> None:
-    pool = _pools.pop(asyncio.get_running_loop(), None)
-    if pool is not None:
+    for pool in _pools.pop():
         await pool.close()
 
 
@@ -86,7 +85,7 @@ def _execute(sql: str, params: list) -> int:
 
 async def execute(sql: str, params: list) -> int:
     """Run one statement (autocommit); returns the rows it changed."""
-    pool = _pools.get(asyncio.get_running_loop())
+    pool = _pools.peek(None)
     if pool is None:
         return await run_db(_execute, sql, params)
     with connection.wrap_database_errors:  # psycopg's errors as django.db's, as on the ORM path

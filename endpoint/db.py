@@ -13,13 +13,14 @@ import functools
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connections
+
+from endpoint.loopbound import PerLoop
 
 T = TypeVar("T")
 
@@ -48,9 +49,7 @@ async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(_pool(), functools.partial(_call, fn, args, kwargs))
 
 
-_refreshes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future]] = (
-    weakref.WeakKeyDictionary()
-)
+_refreshes: PerLoop[str, asyncio.Future] = PerLoop()
 
 
 def refresh_soon(name: str, fn: Callable[[], Any]) -> None:
@@ -59,8 +58,7 @@ def refresh_soon(name: str, fn: Callable[[], Any]) -> None:
     meanwhile: the request that finds the cache expired doesn't wait for the
     reload (at 100 requests a second, a 1 s cache reloaded inline puts a DB
     round trip in every hundredth request: the p99)."""
-    pending = _refreshes.setdefault(asyncio.get_running_loop(), {})
-    running = pending.get(name)
+    running = _refreshes.peek(name)
     if running is not None and not running.done():
         return
 
@@ -70,7 +68,7 @@ def refresh_soon(name: str, fn: Callable[[], Any]) -> None:
         except Exception:
             log.exception("refreshing %s failed; the stale copy is served a little longer", name)
 
-    pending[name] = asyncio.ensure_future(refresh())
+    _refreshes.set(name, asyncio.ensure_future(refresh()))
 
 
 async def cached_or_loaded(

@@ -9,40 +9,37 @@ as the original did, unless the operator chose to fail closed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from endpoint import errors
 from endpoint.config import RuntimeConfig
+from endpoint.loopbound import PerLoop
 
 if TYPE_CHECKING:
     import openai
 
 log = logging.getLogger(__name__)
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], openai.AsyncOpenAI]] = (
-    weakref.WeakKeyDictionary()
-)
+_clients: PerLoop[tuple[str, str], openai.AsyncOpenAI] = PerLoop()
 
 
 def _client(api_key: str, base_url: str) -> openai.AsyncOpenAI:
-    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
-    client = per_loop.get((api_key, base_url))
-    if client is None:
-        import openai  # here, not at the top: half a second and tens of MB per worker, for an optional filter
+    return _clients.get((api_key, base_url), _new_client)
 
-        client = openai.AsyncOpenAI(
-            api_key=api_key or "not-configured",
-            base_url=base_url,
-            timeout=settings.MODERATION_TIMEOUT_SECONDS,
-            max_retries=0,
-        )
-        per_loop[(api_key, base_url)] = client
-    return client
+
+def _new_client(key: tuple[str, str]) -> openai.AsyncOpenAI:
+    import openai  # here, not at the top: half a second and tens of MB per worker, for an optional filter
+
+    api_key, base_url = key
+    return openai.AsyncOpenAI(
+        api_key=api_key or "not-configured",
+        base_url=base_url,
+        timeout=settings.MODERATION_TIMEOUT_SECONDS,
+        max_retries=0,
+    )
 
 
 def _api_error() -> type[Exception]:

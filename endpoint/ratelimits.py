@@ -16,13 +16,11 @@ once a minute.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +30,7 @@ from django.db import transaction
 
 from endpoint import errors
 from endpoint.config import ConfigError, parse_rate_limits
+from endpoint.loopbound import PerLoop
 from endpoint.models import EndpointConfig
 from endpoint.redis_clients import UNREACHABLE, async_redis, close_async_redis, redis_location, report_outage
 from keys.models import ApiKey
@@ -196,20 +195,16 @@ return out
 
 
 # The counting script, registered once per event loop and URL.
-_scripts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = weakref.WeakKeyDictionary()
+_scripts: PerLoop[str, Any] = PerLoop()
 
 
 def _count_script(url: str) -> Any:
-    per_url = _scripts.setdefault(asyncio.get_running_loop(), {})
-    script = per_url.get(url)
-    if script is None:
-        script = per_url[url] = async_redis(url).register_script(COUNT_SCRIPT)
-    return script
+    return _scripts.get(url, lambda url: async_redis(url).register_script(COUNT_SCRIPT))
 
 
 async def close_limiter() -> None:
     """Close this event loop's Redis clients (tests, shutdown)."""
-    _scripts.pop(asyncio.get_running_loop(), None)
+    _scripts.pop()
     await close_async_redis()
 
 
@@ -291,7 +286,7 @@ def _report_outage(url: str, exc: BaseException) -> None:
 
 
 def _fail_closed() -> bool:
-    return bool(getattr(settings, "RATE_LIMIT_FAIL_CLOSED", False))
+    return settings.RATE_LIMIT_FAIL_CLOSED
 
 
 async def check_rate_limits(subject: str, rules: list[Rule]) -> RateState | None:

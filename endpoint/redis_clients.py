@@ -8,11 +8,9 @@ request, so each user of it says so at most once a minute."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-import weakref
 from urllib.parse import urlsplit
 
 import redis
@@ -24,12 +22,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from endpoint.loopbound import PerLoop
+
 # What a down, restarting or overloaded Redis raises (TimeoutError is an OSError).
 UNREACHABLE = (RedisError, OSError)
 
 OUTAGE_LOG_INTERVAL = 60.0
 
-_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
+_async: PerLoop[str, aioredis.Redis] = PerLoop()
 _sync: dict[str, redis.Redis] = {}
 
 
@@ -39,24 +39,24 @@ def _options() -> dict:
 
 
 def async_redis(url: str) -> aioredis.Redis:
-    per_url = _async.setdefault(asyncio.get_running_loop(), {})
-    client = per_url.get(url)
-    if client is None:
-        # One immediate retry repairs a connection Redis dropped (a restart);
-        # never on a timeout, when a script may already have run.
-        retry = AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-        # A bounded pool: a burst of concurrent calls shares a few connections
-        # (a round trip is a fraction of a millisecond) instead of opening one
-        # per call and keeping them all, some 80 kB of buffers each, for good.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=settings.REDIS_MAX_CONNECTIONS,
-            timeout=settings.RATE_LIMIT_REDIS_TIMEOUT,
-            retry=retry,
-            **_options(),
-        )
-        client = per_url[url] = aioredis.Redis.from_pool(pool)
-    return client
+    return _async.get(url, _new_async_client)
+
+
+def _new_async_client(url: str) -> aioredis.Redis:
+    # One immediate retry repairs a connection Redis dropped (a restart);
+    # never on a timeout, when a script may already have run.
+    retry = AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+    # A bounded pool: a burst of concurrent calls shares a few connections
+    # (a round trip is a fraction of a millisecond) instead of opening one
+    # per call and keeping them all, some 80 kB of buffers each, for good.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,
+        timeout=settings.RATE_LIMIT_REDIS_TIMEOUT,
+        retry=retry,
+        **_options(),
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 def sync_redis(url: str) -> redis.Redis:
@@ -69,7 +69,7 @@ def sync_redis(url: str) -> redis.Redis:
 
 async def close_async_redis() -> None:
     """Close this event loop's clients (tests, shutdown)."""
-    for client in _async.pop(asyncio.get_running_loop(), {}).values():
+    for client in _async.pop():
         await client.aclose()
 
 

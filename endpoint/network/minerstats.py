@@ -22,7 +22,6 @@ import math
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,7 +29,8 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
-from endpoint.redis_clients import UNREACHABLE, async_redis, sync_redis
+from endpoint.loopbound import PerLoop
+from endpoint.redis_clients import UNREACHABLE, async_redis, report_outage, sync_redis
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ NAMESPACE = "minerstats"
 RECENT = 64  # latencies kept per miner for percentiles
 TTL_SECONDS = 7 * 24 * 3600  # a miner gone for a week is forgotten
 INFLIGHT_GRACE = 5.0  # a call's in-flight mark outlives its timeout by this much (a crashed process)
-OUTAGE_LOG_INTERVAL = 60.0
 WRITE_DELAY = 0.25  # seconds updates wait to share one round trip
 
 
@@ -251,15 +250,18 @@ class _Pending:
     task: asyncio.Task | None = None
 
 
+def _new_pending(_: None) -> _Pending:
+    return _Pending()
+
+
 class RedisBook:
     """The figures in Redis, for every process. Writes are batched per event
     loop; a snapshot is cached for MINER_STATS_REFRESH_SECONDS."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pending] = weakref.WeakKeyDictionary()
+        self._pending: PerLoop[None, _Pending] = PerLoop()
         self._cache: tuple[float, frozenset[str], dict[str, MinerStat]] | None = None
-        self._outage_logged_at = -math.inf
 
     # writes
 
@@ -272,10 +274,9 @@ class RedisBook:
         batch.ends.append((hotkey, call_id, outcome))
 
     def _batch(self) -> _Pending:
-        loop = asyncio.get_running_loop()
-        pending = self._pending.setdefault(loop, _Pending())
+        pending = self._pending.get(None, _new_pending)
         if pending.task is None:
-            pending.task = loop.create_task(self._write_soon(pending))
+            pending.task = asyncio.get_running_loop().create_task(self._write_soon(pending))
         return pending
 
     async def _write_soon(self, pending: _Pending) -> None:
@@ -316,7 +317,7 @@ class RedisBook:
 
     async def flush(self) -> None:
         """Wait until what this event loop queued is written (tests, shutdown)."""
-        pending = self._pending.get(asyncio.get_running_loop())
+        pending = self._pending.peek(None)
         while pending is not None and pending.task is not None:
             await asyncio.shield(pending.task)
         self._cache = None
@@ -357,10 +358,7 @@ class RedisBook:
             client.delete(name)
 
     def _report_outage(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._outage_logged_at >= OUTAGE_LOG_INTERVAL:
-            self._outage_logged_at = now
-            log.error("miner statistics: Redis unreachable (%s); routing on what is known", type(exc).__name__)
+        report_outage(log, "miner statistics", self.url, exc, "routing on what is known")
 
 
 def _queue_reads(pipe: Any, hotkeys: frozenset[str]) -> None:

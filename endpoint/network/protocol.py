@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
 from django.conf import settings
+
+from endpoint.loopbound import PerLoop
 
 from .address_policy import axon_url
 from .btauth import sign_request
@@ -68,26 +69,27 @@ class MinerFailure(Exception):
 
 
 # One session per event loop: a client session is bound to the loop it was made on.
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
+_sessions: PerLoop[None, aiohttp.ClientSession] = PerLoop()
+
+
+def _new_session(_: None = None) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None),
+        auto_decompress=True,
+        trust_env=False,
+        skip_auto_headers=("User-Agent",),
+    )
 
 
 def shared_session() -> aiohttp.ClientSession:
-    loop = asyncio.get_running_loop()
-    session = _sessions.get(loop)
-    if session is None or session.closed:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=None),
-            auto_decompress=True,
-            trust_env=False,
-            skip_auto_headers=("User-Agent",),
-        )
-        _sessions[loop] = session
+    session = _sessions.get(None, _new_session)
+    if session.closed:
+        session = _sessions.set(None, _new_session())
     return session
 
 
 async def close_shared_session() -> None:
-    session = _sessions.pop(asyncio.get_running_loop(), None)
-    if session is not None:
+    for session in _sessions.pop():
         await session.close()
 
 
@@ -138,27 +140,37 @@ def _error_text(body: bytes) -> str:
         return ""
 
 
-async def _post(url: str, path: str, payload: bytes, keypair: Any, neuron: NeuronInfo, timeout: float) -> MinerResult:
-    headers = sign_request(keypair, path=path, body=payload, receiver=neuron.hotkey)
+async def _signed_post(
+    url: str, path: str, payload: bytes, keypair: Any, hotkey: str, timeout: float, total: float | None
+) -> aiohttp.ClientResponse:
+    """POST the body signed for the miner ``hotkey``; the response once its
+    status is a success, for the caller to read and release. Any other
+    status is read (capped), released and raised as MinerFailure."""
+    headers = sign_request(keypair, path=path, body=payload, receiver=hotkey)
     headers["Content-Type"] = "application/json"
-    request_timeout = aiohttp.ClientTimeout(total=timeout, connect=min(CONNECT_TIMEOUT, timeout))
-    post = shared_session().post(
+    request_timeout = aiohttp.ClientTimeout(total=total, connect=min(CONNECT_TIMEOUT, timeout))
+    resp = await shared_session().post(
         url + path, data=payload, headers=headers, timeout=request_timeout, allow_redirects=False
     )
-    async with post as resp:
+    if resp.status < 300:
+        return resp
+    async with resp:
         body = await _read_capped(resp, settings.MAX_MINER_RESPONSE_BYTES)
-        if resp.status == 401:
-            raise MinerFailure(f"miner refused our signature: {_error_text(body) or 'HTTP 401'}", 401)
-        if resp.status >= 300:
-            detail = _error_text(body)
-            message = f"miner answered HTTP {resp.status}" + (f": {detail}" if detail else "")
-            raise MinerFailure(message, resp.status)
-        try:
-            answer = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise MinerFailure("miner answered with invalid JSON", resp.status) from None
-        content = _content_of(answer)
-        return MinerResult(neuron.uid, neuron.hotkey, True, content=content, status=resp.status, answer=answer)
+    if resp.status == 401:
+        raise MinerFailure(f"miner refused our signature: {_error_text(body) or 'HTTP 401'}", 401)
+    detail = _error_text(body)
+    raise MinerFailure(f"miner answered HTTP {resp.status}" + (f": {detail}" if detail else ""), resp.status)
+
+
+async def _post(url: str, path: str, payload: bytes, keypair: Any, neuron: NeuronInfo, timeout: float) -> MinerResult:
+    async with await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, total=timeout) as resp:
+        body = await _read_capped(resp, settings.MAX_MINER_RESPONSE_BYTES)
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MinerFailure("miner answered with invalid JSON", resp.status) from None
+    content = _content_of(answer)
+    return MinerResult(neuron.uid, neuron.hotkey, True, content=content, status=resp.status, answer=answer)
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
@@ -282,23 +294,12 @@ async def open_miner_stream(
     url = check_axon(neuron.axon, allow_private=allow_private) if neuron.active else None
     if url is None:
         raise MinerFailure("miner is not active on the subnet")
-    headers = sign_request(keypair, path=path, body=payload, receiver=neuron.hotkey)
-    headers["Content-Type"] = "application/json"
-    cap = settings.MAX_MINER_RESPONSE_BYTES
-    request_timeout = aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT, timeout))
     resp: aiohttp.ClientResponse | None = None
     try:
         async with asyncio.timeout(timeout):
-            resp = await shared_session().post(
-                url + path, data=payload, headers=headers, timeout=request_timeout, allow_redirects=False
-            )
-            if resp.status >= 300:
-                body = await _read_capped(resp, cap)
-                detail = _error_text(body)
-                raise MinerFailure(
-                    f"miner answered HTTP {resp.status}" + (f": {detail}" if detail else ""), resp.status
-                )
-            chunks = _sse_chunks(resp, cap, idle_timeout=timeout)
+            # No total timeout on the connection: the stream outlives ``timeout``.
+            resp = await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, total=None)
+            chunks = _sse_chunks(resp, settings.MAX_MINER_RESPONSE_BYTES, idle_timeout=timeout)
             opening: list[dict[str, Any]] = []
             async for chunk in chunks:
                 opening.append(chunk)
