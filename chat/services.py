@@ -61,11 +61,6 @@ def chat_account(user) -> ChatAccount:
         return ChatAccount.objects.select_related("key").get(user=user)
 
 
-def chat_balance(user) -> int | None:
-    """Credits left for chatting (None: unlimited)."""
-    return ApiKey.objects.filter(chat_account__user=user).values_list("credits", flat=True).first()
-
-
 # --- conversations -----------------------------------------------------------------
 
 

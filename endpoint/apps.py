@@ -3,6 +3,7 @@ import threading
 from django.apps import AppConfig
 from django.core.signals import request_finished
 from django.db import connections
+from django.db.models.signals import post_save, pre_save
 
 
 def close_page_connections(**kwargs) -> None:
@@ -22,6 +23,12 @@ class EndpointConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import config  # noqa: F401  (connects the config-saved signal)
+        from .config import config_saved
+        from .encryption import reencrypt_on_save
 
         request_finished.connect(close_page_connections, dispatch_uid="endpoint.close_page_connections")
+        # A config save: its secrets re-encrypted with the current key before,
+        # this process's snapshot of the config dropped after.
+        config = self.get_model("EndpointConfig")
+        pre_save.connect(reencrypt_on_save, sender=config, dispatch_uid="endpoint.reencrypt_on_save")
+        post_save.connect(config_saved, sender=config, dispatch_uid="endpoint.config_saved")

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 
 from .db import cached_or_loaded
 from .encryption import SecretUnreadable, mask
@@ -212,6 +210,5 @@ def forget_runtime_config() -> None:
     _cached = None
 
 
-@receiver(post_save, sender=EndpointConfig)
-def _config_saved(**_: Any) -> None:
+def config_saved(**_: Any) -> None:
     forget_runtime_config()

@@ -19,8 +19,6 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.db.models.signals import pre_save
-from django.dispatch import receiver
 
 from . import errors
 
@@ -87,8 +85,7 @@ def reencrypt(token: str) -> str:
         return token
 
 
-@receiver(pre_save, sender="endpoint.EndpointConfig")
-def _reencrypt_on_save(instance: Any, **_: Any) -> None:
+def reencrypt_on_save(instance: Any, **_: Any) -> None:
     # Moves secrets off a rotated-out key, so SECRET_KEY_FALLBACKS can later be emptied.
     for name in ENCRYPTED_FIELDS:
         setattr(instance, name, reencrypt(getattr(instance, name)))

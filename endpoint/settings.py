@@ -46,7 +46,7 @@ INSTALLED_APPS = [
     "keys",
     "logs",
     "chat",
-    # Browser accounts (issue 8): email + password, and Google/GitHub when configured below.
+    # Browser accounts: email + password, and Google/GitHub when configured below.
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -260,7 +260,7 @@ ROUTING_COOLDOWN_SECONDS = env.float("ROUTING_COOLDOWN_SECONDS", default=30.0)
 ROUTING_COOLDOWN_MAX_SECONDS = env.float("ROUTING_COOLDOWN_MAX_SECONDS", default=300.0)
 ROUTING_FORGET_SECONDS = env.float("ROUTING_FORGET_SECONDS", default=600.0)  # half-life of a miner's record
 # Benchmarks only (tests/bench): upstream URLs of the bare forwarding view at
-# /bench/floor/<index> (endpoint.api.floor); empty = the view is not mounted.
+# /bench/floor/<index> (tests/bench/floor.py, served only under tests.bench.settings).
 BENCH_FLOOR_UPSTREAMS = env.list("BENCH_FLOOR_UPSTREAMS", default=[])
 
 # LOG_FORMAT=json: one JSON object a line, for log shippers. API keys and
@@ -307,7 +307,7 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
-# --- Browser accounts and the chat pages (issue 8) ---------------------------
+# --- Browser accounts and the chat pages ------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",  # the admin's username login
     "allauth.account.auth_backends.AuthenticationBackend",  # email login on /accounts/

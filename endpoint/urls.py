@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -22,14 +21,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     # The management REST API: /api/admin/… (staff) and /api/keys/ (a user's own keys).
     path("api/", include("endpoint.api.manage.urls")),
-    # Browser pages (issue 8): accounts, the chat and the user's own keys.
+    # Browser pages: accounts, the chat and the user's own keys.
     path("accounts/", include("allauth.urls")),
     path("app/", include("chat.urls")),
     path("", RedirectView.as_view(pattern_name="chat-home"), name="home"),
     path("keys/", RedirectView.as_view(pattern_name="chat-keys")),
 ]
-
-if settings.BENCH_FLOOR_UPSTREAMS:  # benchmarks only: the bare Django floor (endpoint.api.floor)
-    from endpoint.api import floor
-
-    urlpatterns.append(path("bench/floor/<int:index>", floor.forward, name="bench-floor"))

@@ -124,14 +124,6 @@ def parse_bearer(header: str | None) -> str:
     return token.strip()
 
 
-def authenticate_key(raw_key: str) -> ApiKey:
-    """The enabled, unexpired key for ``raw_key``; one indexed query."""
-    key = ApiKey.objects.filter(secret_hash=hash_secret(raw_key)).first()
-    if key is None:
-        raise errors.APIKeyInvalid()
-    return _usable(key)
-
-
 # --- credits ----------------------------------------------------------------
 
 
@@ -218,19 +210,6 @@ def settle_credits(reservation: Reservation, used: int, miner_calls: int = 0) ->
     return settlement.cost
 
 
-def do_add_credits(key: ApiKey, amount: int) -> ApiKey:
-    """Top up (or, with a negative amount, take away) credits; never below zero."""
-    if key.credits is None:
-        raise KeyInputError("the key has unlimited credits")
-    qs = ApiKey.objects.filter(pk=key.pk)
-    if amount < 0:
-        qs = qs.filter(credits__gte=-amount)
-    if not qs.update(credits=F("credits") + amount):
-        raise KeyInputError("the key does not have that many credits")
-    key.refresh_from_db(fields=["credits"])
-    return key
-
-
 def do_adjust_credits(key: ApiKey, delta: int, *, reason: str = "", actor: str = "") -> ApiKey:
     """Add ``delta`` credits to ``key`` (take them when negative) in one
     conditional UPDATE, so concurrent top-ups and charges sum exactly and the
@@ -282,7 +261,8 @@ def _usable(key: ApiKey) -> ApiKey:
 
 
 async def aauthenticate_key(raw_key: str) -> ApiKey:
-    """``authenticate_key`` for async code, answered from the cache when fresh."""
+    """The enabled, unexpired key for ``raw_key``, answered from the cache
+    when fresh (else one indexed query)."""
     digest = hash_secret(raw_key)
     hit = _auth_cache.get(digest)
     if hit is not None and time.monotonic() - hit[0] < settings.AUTH_CACHE_SECONDS:

@@ -1,4 +1,4 @@
-"""What the benchmarks of issue "Fast" share: the server as users run it
+"""What the benchmarks of test_fast.py share: the server as users run it
 (`manage.py start --workers 2`), miners with their own behaviours, LiteLLM's
 proxy in its own venv, a load generator in its own process, and the CPU and
 memory of a server's processes read from /proc."""

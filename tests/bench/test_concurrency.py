@@ -1,5 +1,5 @@
 """100 concurrent /chat requests to miners that each take 1 s, one server
-process: the whole batch must finish in under 3 s (issue: The network)."""
+process: the whole batch must finish in under 3 s."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue "Fast": what the gateway costs, side by side with its floor and with
+"""What the gateway costs, side by side with its floor and with
 LiteLLM, on the server as users run it — `manage.py start --workers 2`,
 PostgreSQL, Redis, rate limiting on (a generous global rule, so nothing is
 refused), request logs on, credits reserved and settled (the key has a
@@ -6,7 +6,7 @@ balance) — and miners from a local subnet in their own process.
 
 One server for the whole module, so the memory figures at the end are those
 of workers that served every run above. Each figure is printed (one JSON
-line) before its target, where the issue states one, is asserted.
+line) before its target, where it has one, is asserted.
 
 Load comes from tests/bench/loadgen.py (aiohttp on uvloop in its own
 process); CPU per request is the server's process tree's utime + stime from
@@ -85,6 +85,7 @@ class Stack:
             **database_env(),
             "LOG_LEVEL": "INFO",
             "METAGRAPH_CACHE_SECONDS": str(METAGRAPH_CACHE),
+            "DJANGO_SETTINGS_MODULE": "tests.bench.settings",  # mounts the floor view
             "BENCH_FLOOR_UPSTREAMS": ",".join(self.url("overhead", 2 + i) for i in range(len(DELAYS))),
         }
         self.server, self.base = harness.start_gateway(env, tmp / "server.log")

@@ -1,6 +1,6 @@
 """best:N against top_n on a subnet with flaky and stalling miners, through a
-real server process with its statistics in Redis (issue: Routing that
-learns). Figures are written up in tests/bench/RESULTS.md."""
+real server process with its statistics in Redis: routing that learns
+from its miners. Figures are written up in tests/bench/RESULTS.md."""
 
 from __future__ import annotations
 

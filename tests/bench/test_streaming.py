@@ -1,6 +1,6 @@
 """Time to first token: straight to a localnet miner (signed) vs through
 /v1/chat/completions with stream=true, at concurrency 1 and 16
-(issue: OpenAI drop-in — within 3 ms p50 at concurrency 1)."""
+(target: within 3 ms p50 at concurrency 1)."""
 
 from __future__ import annotations
 

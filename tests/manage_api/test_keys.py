@@ -6,17 +6,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from asgiref.sync import async_to_sync
 from django.utils import timezone
 
 from keys.models import ApiKey
-from keys.services import authenticate_key
+from keys.services import aauthenticate_key
 from tests.commands import manage
 from tests.factories import ApiKeyFactory, UserFactory
 
 RAW_KEY = re.compile(r"vep_[A-Za-z0-9_-]{20,}")
 
 
-def test_create_shows_the_full_key_once_and_it_works(admin_api):
+def test_create_shows_the_full_key_once_and_it_works(admin_api, transactional_db):
     r = admin_api.post("/api/admin/keys/", {"name": "acme", "credits": 100, "valid_until": "in 1 month"}, format="json")
 
     assert r.status_code == 201
@@ -27,7 +28,8 @@ def test_create_shows_the_full_key_once_and_it_works(admin_api):
     expires = datetime.fromisoformat(body["expires_at"])
     today = timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     assert today + timedelta(days=27) < expires < today + timedelta(days=32)
-    assert authenticate_key(body["key"]).pk == body["id"]
+    # Committed, so the gateway's DB threads see it.
+    assert async_to_sync(aauthenticate_key)(body["key"]).pk == body["id"]
 
     # Never again: not in the list, not in the key's own page.
     listed = admin_api.get("/api/admin/keys/").content.decode()

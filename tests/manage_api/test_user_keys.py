@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from asgiref.sync import async_to_sync
 from rest_framework.test import APIClient
 
-from chat.services import chat_account, chat_balance
+from chat.services import chat_account
 from keys.models import ApiKey
-from keys.services import authenticate_key
+from keys.services import aauthenticate_key
 from tests.factories import ApiKeyFactory, UserFactory
 
 RAW_KEY = re.compile(r"vep_[A-Za-z0-9_-]{20,}")
@@ -21,15 +22,16 @@ def bobs_key(db):
     return ApiKeyFactory(name="bob's", owner=UserFactory(username="bob"), credits=5)
 
 
-def test_create_shows_the_key_once_funded_from_the_chat_balance(user_api, user, settings):
+def test_create_shows_the_key_once_funded_from_the_chat_balance(user_api, user, settings, transactional_db):
     settings.CHAT_SIGNUP_CREDITS = 100
     r = user_api.post("/api/keys/", {"name": "laptop", "credits": 30}, format="json")
     assert r.status_code == 201, r.json()
     body = r.json()
     assert RAW_KEY.fullmatch(body["key"])
     assert (body["name"], body["credits"]) == ("laptop", 30)
-    assert authenticate_key(body["key"]).owner == user
-    assert chat_balance(user) == 70
+    # Committed, so the gateway's DB threads see it.
+    assert async_to_sync(aauthenticate_key)(body["key"]).owner == user
+    assert chat_account(user).key.credits == 70
 
     listed = user_api.get("/api/keys/")
     assert [k["name"] for k in listed.json()["results"]] == ["laptop"]  # not the chat-balance key
@@ -52,7 +54,7 @@ def test_revoke_disables_the_key_and_refunds_its_credits(user_api, user, setting
     assert r.status_code == 204
     key = ApiKey.objects.get(pk=made["id"])
     assert (key.enabled, key.credits) == (False, 0)
-    assert chat_balance(user) == 100
+    assert chat_account(user).key.credits == 100
 
 
 def test_another_users_key_is_404_for_every_verb(user_api, bobs_key):

@@ -132,7 +132,7 @@ class Command(OperatorCommand):
         elif healthy:
             self.stdout.write(f"{detail}.")
         else:
-            fail_closed = getattr(settings, "RATE_LIMIT_FAIL_CLOSED", False)
+            fail_closed = settings.RATE_LIMIT_FAIL_CLOSED
             fallback = "refused (RATE_LIMIT_FAIL_CLOSED)" if fail_closed else "served without limits"
             self.stdout.write(f"{detail}; requests are {fallback}.")
 

@@ -1,4 +1,4 @@
-"""The floor of the stack, for benchmarks only (tests/bench, issue "Fast").
+"""The floor of the stack, for benchmarks only (tests/bench/test_fast.py).
 
 A bare async Django view that forwards the request body to an
 OpenAI-compatible upstream with one shared httpx client and hands the answer
@@ -7,8 +7,9 @@ is served through Django's full middleware stack (its URL is not one of the
 gateway routes of endpoint.asgi), so what a gateway route costs above it is
 what the gateway itself adds.
 
-Mounted at /bench/floor/<index> only when BENCH_FLOOR_UPSTREAMS lists the
-upstream URLs (endpoint.urls); <index> picks one. Never set it in production.
+Mounted at /bench/floor/<index> by tests/bench/urls.py, the URLconf of the
+bench server's settings (tests.bench.settings); BENCH_FLOOR_UPSTREAMS lists
+the upstream URLs and <index> picks one.
 """
 
 from __future__ import annotations
