@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from endpoint import errors
-
 from .base import AsyncAPIView
 from .errors import seed_body
 from .schema import chat_schema
-from .serializers import ChatRequest, parse_body
-
-ENDPOINT_VERSIONS = ("2023-05-19",)
-
-
-def check_endpoint_version(request) -> None:
-    version = request.headers.get("Endpoint-Version")
-    if version is not None and version not in ENDPOINT_VERSIONS:
-        raise errors.UnsupportedEndpointVersion(
-            f"Unknown Endpoint-Version {version!r}; supported: {', '.join(ENDPOINT_VERSIONS)}."
-        )
+from .serializers import ChatRequest, check_endpoint_version, parse_body
 
 
 class ChatView(AsyncAPIView):

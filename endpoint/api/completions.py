@@ -10,62 +10,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from django.http import StreamingHttpResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from rest_framework.response import Response
 
-from endpoint import errors
-from endpoint.gateway import ChatStream, GatewayCall, Prompt
+from endpoint.gateway import ChatStream, GatewayCall
 from endpoint.network.dispatch import Dispatch
 from endpoint.network.metagraph import adirectory
-from endpoint.strategies import Strategy, parse_strategy
 
 from .base import AsyncAPIView
 from .errors import openai_body
 from .schema import completions_schema, models_schema
-from .serializers import MAX_MESSAGES, parse_body
+from .serializers import ChatCompletionRequest, parse_body
 
 TOP_N_MODELS = (1, 3, 5, 10)
-
-
-class OpenAIMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | list | None = None
-
-
-class ChatCompletionRequest(BaseModel):
-    """OpenAI's body; fields we don't use (temperature, n, max_tokens…) go to the miners."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str
-    messages: list[OpenAIMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
-    stream: StrictBool = False
-    stream_options: dict | None = None
-
-    def prompt(self) -> Prompt:
-        return Prompt(
-            messages=[m.model_dump(exclude_none=True) for m in self.messages],
-            strategy=strategy_for_model(self.model),
-            extra=dict(self.model_extra or {}),
-        )
-
-
-def strategy_for_model(model: str) -> Strategy | None:
-    if model.strip().lower() == "auto":
-        return None
-    try:
-        strategy = parse_strategy(model)
-    except ValueError:
-        strategy = None
-    if strategy is None:
-        raise errors.ModelNotFound(f"The model {model!r} does not exist. {errors.ModelNotFound.detail}")
-    return strategy
 
 
 def _choices(outcome: Dispatch) -> list[dict[str, Any]]:

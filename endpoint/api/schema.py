@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from endpoint import errors
 from endpoint.ratelimits import RateLimiterUnavailable
 
-from .serializers import ChatRequest
+from .serializers import ENDPOINT_VERSIONS, ChatCompletionRequest, ChatRequest
 
 BEARER = [{"BearerAuth": []}]
 
@@ -183,8 +183,6 @@ def _error_responses(body: type[BaseModel], all_failed: type[BaseModel], *, prom
 
 
 def chat_schema(view_method):
-    from .chat import ENDPOINT_VERSIONS  # chat.py imports this module
-
     return extend_schema(
         operation_id="chat",
         summary="Prompt miners (seed-compatible)",
@@ -210,8 +208,6 @@ def _completions_responses() -> dict:
 
 
 def completions_schema(view_method):
-    from .completions import ChatCompletionRequest
-
     return extend_schema(
         operation_id="chat_completions",
         summary="Chat completion (OpenAI-compatible)",

@@ -99,3 +99,56 @@ class ChatRequest(BaseModel):
             in_parallel=self.in_parallel,
             respond_on_first_success=self.respond_on_first_success,
         )
+
+
+# --- POST /v1/chat/completions -----------------------------------------------------
+
+
+class OpenAIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's body; fields we don't use (temperature, n, max_tokens…) go to the miners."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[OpenAIMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    stream: StrictBool = False
+    stream_options: dict | None = None
+
+    def prompt(self) -> Prompt:
+        return Prompt(
+            messages=[m.model_dump(exclude_none=True) for m in self.messages],
+            strategy=strategy_for_model(self.model),
+            extra=dict(self.model_extra or {}),
+        )
+
+
+def strategy_for_model(model: str) -> Strategy | None:
+    if model.strip().lower() == "auto":
+        return None
+    try:
+        strategy = parse_strategy(model)
+    except ValueError:
+        strategy = None
+    if strategy is None:
+        raise errors.ModelNotFound(f"The model {model!r} does not exist. {errors.ModelNotFound.detail}")
+    return strategy
+
+
+# --- headers --------------------------------------------------------------------
+
+ENDPOINT_VERSIONS = ("2023-05-19",)
+
+
+def check_endpoint_version(request) -> None:
+    version = request.headers.get("Endpoint-Version")
+    if version is not None and version not in ENDPOINT_VERSIONS:
+        raise errors.UnsupportedEndpointVersion(
+            f"Unknown Endpoint-Version {version!r}; supported: {', '.join(ENDPOINT_VERSIONS)}."
+        )
