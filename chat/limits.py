@@ -7,7 +7,7 @@ They sit on top of the gateway's rate limits, which hold what costs credits;
 these keep a script or a stuck page from filling the database. Counted by
 django-ratelimit in fixed windows in the "ratelimit" cache; every attempt
 counts, accepted or not. With Redis down they do not apply
-(RATELIMIT_FAIL_OPEN and endpoint.cache): the pages keep working.
+(RATELIMIT_FAIL_OPEN and endpoint.core.cache): the pages keep working.
 
 Sign-up and password reset are allauth's pages; allauth's own limits hold
 them (ACCOUNT_RATE_LIMITS in settings)."""
@@ -18,7 +18,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
-from endpoint import errors
+from endpoint.core import errors
 
 SEND = "chat-send"
 KEY_CREATION = "key-creation"

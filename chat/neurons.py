@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from endpoint.models import EndpointConfig, Neuron
+from endpoint.core.models import EndpointConfig, Neuron
 from logs.stats import miner_stats
 
 STATS_WINDOW = timedelta(hours=24)

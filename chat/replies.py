@@ -27,12 +27,12 @@ import orjson
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from endpoint import errors
-from endpoint.db import run_db
+from endpoint.core import errors
+from endpoint.core.db import run_db
+from endpoint.core.strategies import Strategy
 from endpoint.gateway import ChatStream, GatewayCall, Prompt
 from endpoint.network.dispatch import Dispatch
 from endpoint.network.protocol import delta_text
-from endpoint.strategies import Strategy
 from keys.models import ApiKey
 
 from . import services
@@ -69,22 +69,22 @@ class ChatOptions:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise services.ChatInputError("The settings must be an object of named fields.")
+            raise errors.ChatInputError("The settings must be an object of named fields.")
         kind = _strategy_kind(data.get("strategy"))
         top_n = _count(data.get("top_n"), "Top N")
         uids = _uid_list(data.get("uids"))
         in_parallel = _count(data.get("in_parallel"), "In parallel", zero_is_blank=True)
         first_success = data.get("respond_on_first_success", True)
         if not isinstance(first_success, bool):
-            raise services.ChatInputError("Respond on first success must be true or false.")
+            raise errors.ChatInputError("Respond on first success must be true or false.")
         strategy: Strategy | None = None
         if kind in ("top_n", "best"):  # best: by live success and speed; the same N field
             if top_n is None:
-                raise services.ChatInputError(f"Top N must be a whole number from 1 to {MAX_MINERS}.")
+                raise errors.ChatInputError(f"Top N must be a whole number from 1 to {MAX_MINERS}.")
             strategy = Strategy(top_n=top_n) if kind == "top_n" else Strategy(best=top_n)
         elif kind == "uids":
             if not uids:
-                raise services.ChatInputError("Pick at least one UID (0 or more).")
+                raise errors.ChatInputError("Pick at least one UID (0 or more).")
             strategy = Strategy(uids=uids)
         return cls(strategy=strategy, respond_on_first_success=first_success, in_parallel=in_parallel)
 
@@ -97,7 +97,7 @@ def _strategy_kind(value: Any) -> str:
     if _blank(value):
         return "auto"
     if not isinstance(value, str) or value not in STRATEGIES:
-        raise services.ChatInputError("Strategy must be auto, top_n, best or uids.")
+        raise errors.ChatInputError("Strategy must be auto, top_n, best or uids.")
     return value
 
 
@@ -122,7 +122,7 @@ def _count(value: Any, name: str, *, zero_is_blank: bool = False) -> int | None:
     if number == 0 and zero_is_blank:
         return None
     if not number:
-        raise services.ChatInputError(f"{name} must be a whole number from 1 to {MAX_MINERS}.")
+        raise errors.ChatInputError(f"{name} must be a whole number from 1 to {MAX_MINERS}.")
     return number
 
 
@@ -135,12 +135,12 @@ def _uid_list(value: Any) -> tuple[int, ...]:
     elif isinstance(value, list):
         parts = value
     else:
-        raise services.ChatInputError(UIDS_USAGE)
+        raise errors.ChatInputError(UIDS_USAGE)
     if len(parts) > MAX_MINERS:
-        raise services.ChatInputError(f"Pick at most {MAX_MINERS} UIDs.")
+        raise errors.ChatInputError(f"Pick at most {MAX_MINERS} UIDs.")
     uids = [_whole(p, MAX_UID) for p in parts]
     if any(uid is None for uid in uids):
-        raise services.ChatInputError(UIDS_USAGE)
+        raise errors.ChatInputError(UIDS_USAGE)
     return tuple(dict.fromkeys(uids))
 
 
@@ -232,10 +232,8 @@ async def ask(request, user, conversation_id: int | None, text: Any, options: Ch
 
 
 async def _refused(exc: errors.ApiError, call: GatewayCall | None, conversation: Conversation | None) -> Reply:
-    body: dict[str, Any] = {"error": _user_message(exc), "code": exc.code}
+    body: dict[str, Any] = {**errors.page_body(exc), "error": _user_message(exc)}
     headers = dict(exc.headers())
-    if isinstance(exc, errors.RateLimitExceeded):
-        body["retry_after"] = exc.retry_after
     if conversation is not None:
         body["conversation"] = _conversation_json(conversation)
     if isinstance(exc, errors.AllMinersFailed) and conversation is not None:

@@ -14,8 +14,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from endpoint.core.errors import ChatInputError
+from keys.credits import reserve_credits
 from keys.models import ApiKey
-from keys.services import NewKey, do_create_key, do_edit_key, reserve_credits
+from keys.services import NewKey, do_create_key, do_edit_key
 
 from .models import ChatAccount, Conversation, Message
 
@@ -26,10 +28,6 @@ MAX_PROMPT_CHARS = 32_000
 MAX_TITLE_CHARS = Conversation._meta.get_field("title").max_length
 MAX_KEY_NAME_CHARS = ApiKey._meta.get_field("name").max_length
 MAX_KEY_CREDITS = 10**15  # as the management API: far above any balance, far below the column's limit
-
-
-class ChatInputError(ValueError):
-    """Something a user typed that cannot be accepted; the message says why."""
 
 
 def checked_text(text: object, what: str, limit: int) -> str:

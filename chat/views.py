@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from endpoint import errors
-from endpoint.jsonbody import NOT_JSON, loads_bounded
+from endpoint.core import errors
+from endpoint.core.jsonbody import NOT_JSON, loads_bounded
 
 from . import limits, services
 from .models import Conversation
@@ -58,7 +58,7 @@ def rename_conversation(request: HttpRequest, pk: int) -> HttpResponse:
     conversation = get_object_or_404(Conversation.objects.of(request.user), pk=pk)
     try:
         services.rename_conversation(conversation, request.POST.get("title", ""))
-    except services.ChatInputError as exc:
+    except errors.ChatInputError as exc:
         # The page again, saying why: nothing was renamed.
         messages.error(request, str(exc))
         return _chat_page(request, conversation, status=400)
@@ -75,20 +75,16 @@ def delete_conversation(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@errors.answers_errors_as_json(errors.page_body)
 async def send(request: HttpRequest) -> HttpResponse:
     """One prompt from the page: NDJSON events while the answer arrives, or a
     JSON error with its status (see chat.replies)."""
     user = await request.auser()
-    try:
-        await sync_to_async(limits.count_page_use, thread_sensitive=False)(request, limits.SEND, user)
-        data = _send_body(request.body)
-        conversation_id = _conversation_id(data.get("conversation"))
-        options = ChatOptions.parse(data.get("settings"))
-        reply = await ask(request, user, conversation_id, data.get("content"), options)
-    except services.ChatInputError as exc:
-        return _refusal(errors.ApiError(str(exc)))
-    except errors.ApiError as exc:
-        return _refusal(exc)
+    await sync_to_async(limits.count_page_use, thread_sensitive=False)(request, limits.SEND, user)
+    data = _send_body(request.body)
+    conversation_id = _conversation_id(data.get("conversation"))
+    options = ChatOptions.parse(data.get("settings"))
+    reply = await ask(request, user, conversation_id, data.get("content"), options)
     if reply.events is None:
         response: HttpResponse = JsonResponse(reply.body, status=reply.status)
     else:
@@ -121,17 +117,6 @@ def _conversation_id(value: object) -> int | None:
     return int(text)
 
 
-def _refusal(exc: errors.ApiError) -> JsonResponse:
-    """A prompt refused before any answer, in the page's JSON shape (see chat.replies)."""
-    body: dict = {"error": exc.detail, "code": exc.code}
-    if isinstance(exc, errors.RateLimitExceeded):
-        body["retry_after"] = exc.retry_after
-    response = JsonResponse(body, status=exc.status)
-    for name, value in exc.headers().items():
-        response[name] = value
-    return response
-
-
 @login_required
 @require_GET
 def neurons(request: HttpRequest) -> JsonResponse:
@@ -156,7 +141,7 @@ def keys_page(request: HttpRequest) -> HttpResponse:
         except errors.RateLimitExceeded as exc:
             messages.error(request, exc.detail)
             status, headers = exc.status, exc.headers()
-        except services.ChatInputError as exc:
+        except errors.ChatInputError as exc:
             messages.error(request, str(exc))
             status = 400
         except errors.APIKeyNotEnoughCredits:
@@ -183,7 +168,7 @@ def _credits(text: str) -> int:
     """The credits field: a whole number (create_user_key checks the range)."""
     text = text.strip()
     if not (text.isascii() and text.isdigit() and len(text) <= 16):
-        raise services.ChatInputError(f"Credits must be a whole number from 0 to {services.MAX_KEY_CREDITS}.")
+        raise errors.ChatInputError(f"Credits must be a whole number from 0 to {services.MAX_KEY_CREDITS}.")
     return int(text)
 
 

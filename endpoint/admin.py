@@ -1,7 +1,7 @@
 """Neurons and the runtime config in the operator's console. Config writes go
-through ``endpoint.config.do_set_config`` one setting at a time, so the admin
+through ``endpoint.core.config.do_set_config`` one setting at a time, so the admin
 accepts exactly what `manage.py config set` accepts; the form is built from
-``endpoint.config.FIELDS``, so a new setting appears here by itself.
+``endpoint.core.config.FIELDS``, so a new setting appears here by itself.
 
 Who may change what is the API's rule too: change_endpointconfig for the
 page, and a superuser for the settings in ``SUPERUSER_ONLY`` (secrets and the
@@ -26,12 +26,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from endpoint.core.admin_forms import RateLimitRulesField
+from endpoint.core.config import FIELDS, SECRETS, SUPERUSER_ONLY, do_set_config, masked_secret, parse_rate_limits
+from endpoint.core.errors import ConfigError, MetagraphSourceError
+from endpoint.core.models import EndpointConfig, Neuron
 from logs.stats import miner_stats
 
-from .admin_forms import RateLimitRulesField
-from .config import FIELDS, SECRETS, SUPERUSER_ONLY, ConfigError, do_set_config, masked_secret, parse_rate_limits
-from .models import EndpointConfig, Neuron
-from .network.metagraph import MetagraphSourceError, sync_metagraph
+from .network.metagraph import sync_metagraph
 from .network.minerstats import live_miner_stats
 
 STATS_WINDOW = timedelta(hours=24)

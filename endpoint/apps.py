@@ -10,7 +10,7 @@ def close_page_connections(**kwargs) -> None:
     """Pages (admin, accounts, chat) run their sync code under ASGI on a thread
     made for the request; a persistent connection left there would outlive
     the thread, open, until garbage collection. The gateway's DB threads
-    (endpoint/db.py) keep theirs: they send no request signals."""
+    (endpoint/core/db.py) keep theirs: they send no request signals."""
     if threading.current_thread().name.startswith("db"):
         return
     for connection in connections.all(initialized_only=True):
@@ -23,8 +23,8 @@ class EndpointConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from .config import config_saved
-        from .encryption import reencrypt_on_save
+        from endpoint.core.config import config_saved
+        from endpoint.core.encryption import reencrypt_on_save
 
         request_finished.connect(close_page_connections, dispatch_uid="endpoint.close_page_connections")
         # A config save: its secrets re-encrypted with the current key before,

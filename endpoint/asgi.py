@@ -12,7 +12,7 @@ Around both, request bodies are bounded before anything reads them
 (endpoint.body_limit).
 
 The ASGI lifespan (uvicorn sends it to each worker) opens the worker's
-event-loop database pool (endpoint.asyncdb) and its heap trimmer
+event-loop database pool (endpoint.core.asyncdb) and its heap trimmer
 (endpoint.heap) at start, and closes them, with the Redis clients, at
 shutdown.
 """
@@ -43,7 +43,7 @@ class GatewayASGIHandler(ASGIHandler):
     No middleware chain, and no request_started / request_finished signals:
     their receivers (closing the request thread's DB connection, resetting
     the debug query log) have nothing to do here, since gateway DB work runs
-    on endpoint.db's own threads; sending them costs two thread hops, into a
+    on endpoint.core.db's own threads; sending them costs two thread hops, into a
     thread created for each request.
     """
 
@@ -113,8 +113,8 @@ def is_gateway_path(path: str) -> bool:
 
 
 async def lifespan(receive, send) -> None:
-    from endpoint.asyncdb import close_pool, open_pool
-    from endpoint.redis_clients import close_async_redis
+    from endpoint.core.asyncdb import close_pool, open_pool
+    from endpoint.core.redis_clients import close_async_redis
 
     trimmer = None
     while True:

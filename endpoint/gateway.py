@@ -14,8 +14,10 @@ from typing import Any
 import orjson
 from django.utils import timezone
 
-from endpoint import errors
-from endpoint.config import RuntimeConfig, aruntime_config
+from endpoint.core import errors
+from endpoint.core.config import RuntimeConfig, aruntime_config
+from endpoint.core.errors import MinerFailure
+from endpoint.core.strategies import DEFAULT, Strategy, parse_strategy
 from endpoint.metrics import observe_call
 from endpoint.moderation import check_moderation
 from endpoint.network.dispatch import (
@@ -29,13 +31,13 @@ from endpoint.network.dispatch import (
     worst_case_answers,
 )
 from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
-from endpoint.network.protocol import MinerFailure, MinerResult, MinerStream, delta_text
+from endpoint.network.protocol import MinerResult, MinerStream, delta_text
 from endpoint.network.routing import Route, choose_best
 from endpoint.network.wallet import validator_hotkey
 from endpoint.ratelimits import RateState, check_rate_limits, rules_for
-from endpoint.strategies import DEFAULT, Strategy, parse_strategy
+from keys.credits import Reservation, Settlement, areserve_credits
 from keys.models import ApiKey
-from keys.services import Reservation, Settlement, aauthenticate_key, areserve_credits, parse_bearer
+from keys.services import aauthenticate_key, parse_bearer
 from logs.services import MinerLog, RequestLog, write_request_log
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ none: see endpoint.asgi).
 NUL characters are refused, with a 400, in every query string and form of the
 site: PostgreSQL cannot hold them in text, so a NUL reaching a filter or a
 save would be a 500 (the JSON bodies get the same rule from
-endpoint.jsonbody)."""
+endpoint.core.jsonbody)."""
 
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from endpoint import errors
-from endpoint.config import RuntimeConfig
-from endpoint.loopbound import PerLoop
+from endpoint.core import errors
+from endpoint.core.config import RuntimeConfig
+from endpoint.core.loopbound import PerLoop
 
 if TYPE_CHECKING:
     import openai

@@ -28,11 +28,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from endpoint import errors
-from endpoint.config import ConfigError, parse_rate_limits
-from endpoint.loopbound import PerLoop
-from endpoint.models import EndpointConfig
-from endpoint.redis_clients import UNREACHABLE, async_redis, close_async_redis, redis_location, report_outage
+from endpoint.core.config import parse_rate_limits
+from endpoint.core.errors import ConfigError, RateLimiterUnavailable, RateLimitHit, RateLimitInputError
+from endpoint.core.loopbound import PerLoop
+from endpoint.core.models import EndpointConfig
+from endpoint.core.redis_clients import UNREACHABLE, async_redis, close_async_redis, redis_location, report_outage
 from keys.models import ApiKey
 from keys.services import do_edit_key
 
@@ -41,15 +41,6 @@ log = logging.getLogger(__name__)
 Rule = tuple[int, int]  # (times, seconds)
 
 KEY_NAMESPACE = "ratelimit"
-
-
-class RateLimiterUnavailable(errors.ServiceUnavailable):
-    code = "RateLimiterUnavailable"
-    detail = "The rate limiter is unavailable; try again shortly."
-
-
-class RateLimitInputError(ValueError):
-    """Bad operator input about rate limits (CLI, admin)."""
 
 
 # --- what a client is told ---------------------------------------------------
@@ -90,22 +81,6 @@ class RateState:
             "x-ratelimit-remaining-requests": str(self.remaining),
             "x-ratelimit-reset-requests": openai_duration(self.reset_seconds),
         }
-
-
-class RateLimitHit(errors.RateLimitExceeded):
-    """A 429 that also carries the x-ratelimit headers of the refusal."""
-
-    def __init__(self, state: RateState, rule: Rule, retry_after: int) -> None:
-        times, seconds = rule
-        detail = (
-            f"Rate limit exceeded: at most {times} requests per {seconds} seconds. "
-            f"Try again in {max(1, retry_after)} seconds."
-        )
-        super().__init__(detail, retry_after=retry_after)
-        self.state = state
-
-    def headers(self) -> dict[str, str]:
-        return {**super().headers(), **self.state.headers()}
 
 
 @dataclass(frozen=True)

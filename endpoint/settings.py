@@ -17,7 +17,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me-validator-endpoint")
 # Previous SECRET_KEYs, comma-separated: sessions signed with them and secrets
-# stored under them stay valid after a rotation (endpoint/encryption.py).
+# stored under them stay valid after a rotation (endpoint/core/encryption.py).
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 # The key for secrets at rest (hotkey mnemonic, OpenAI key); empty: SECRET_KEY.
 SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="")
@@ -88,18 +88,18 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
-# Connections live in the fixed pool of DB threads (endpoint.db) and are kept
+# Connections live in the fixed pool of DB threads (endpoint.core.db) and are kept
 # open. No ping before each use (a round trip per query); a connection that
 # errored is checked and replaced before its next use (close_old_connections).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 DB_THREADS = env.int("DB_THREADS", default=8)
-# The server's event-loop pool (endpoint.asyncdb) for the two statements of
+# The server's event-loop pool (endpoint.core.asyncdb) for the two statements of
 # every API call: at most DB_THREADS connections per worker, and how long a
 # call waits for one before it fails.
 DB_POOL_TIMEOUT_SECONDS = env.float("DB_POOL_TIMEOUT_SECONDS", default=5.0)
 # Whether each API call's request log and charge wait for PostgreSQL to flush
-# them to disk before the answer leaves (endpoint.asyncdb.ASYNC_COMMIT). Off,
+# them to disk before the answer leaves (endpoint.core.asyncdb.ASYNC_COMMIT). Off,
 # they are committed before the answer leaves all the same, so a crash of this
 # server loses none; a crash of PostgreSQL itself (or of its machine) can lose
 # the last ~0.6 s of them (3 x wal_writer_delay), logs and charges together.
@@ -116,8 +116,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=32)
 if REDIS_URL:
     # Redis down: reads miss and writes are dropped, logged once a minute,
-    # so sign-in and the pages keep working (endpoint.cache).
-    _CACHE = {"BACKEND": "endpoint.cache.ForgivingRedisCache", "LOCATION": REDIS_URL}
+    # so sign-in and the pages keep working (endpoint.core.cache).
+    _CACHE = {"BACKEND": "endpoint.core.cache.ForgivingRedisCache", "LOCATION": REDIS_URL}
 else:
     _CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 CACHES = {
@@ -264,7 +264,7 @@ ROUTING_FORGET_SECONDS = env.float("ROUTING_FORGET_SECONDS", default=600.0)  # h
 BENCH_FLOOR_UPSTREAMS = env.list("BENCH_FLOOR_UPSTREAMS", default=[])
 
 # LOG_FORMAT=json: one JSON object a line, for log shippers. API keys and
-# bearer tokens are masked in either format (endpoint.logformat).
+# bearer tokens are masked in either format (endpoint.core.logformat).
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT == "json":
     logging.captureWarnings(True)  # Python's warnings become log records too: JSON like the rest
@@ -273,9 +273,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "endpoint.logformat.JsonFormatter"},
+        "json": {"()": "endpoint.core.logformat.JsonFormatter"},
     },
-    "filters": {"mask_secrets": {"()": "endpoint.logformat.MaskSecrets"}},
+    "filters": {"mask_secrets": {"()": "endpoint.core.logformat.MaskSecrets"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from celery import shared_task
 from django.utils import timezone
 
-from endpoint.models import EndpointConfig
+from endpoint.core.models import EndpointConfig
 from endpoint.network.metagraph import sync_metagraph
 
 

@@ -13,14 +13,16 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from endpoint.admin_actions import action_page, submitted_form
-from endpoint.admin_forms import RateLimitRulesField
-from endpoint.strategies import parse_strategy
+from endpoint.core.admin_actions import action_page, submitted_form
+from endpoint.core.admin_forms import RateLimitRulesField
+from endpoint.core.errors import KeyInputError
+from endpoint.core.strategies import parse_strategy
+from keys.credits import do_adjust_credits
 
 from .curl import KEY_PLACEHOLDER, curl_commands
 from .expiry import HINT, parse_valid_until
 from .models import ApiKey
-from .services import KeyInputError, do_adjust_credits, do_create_key, do_delete_key, do_edit_key
+from .services import do_create_key, do_delete_key, do_edit_key
 
 CREDITS_HELP = "Empty (or -1) means unlimited."
 VALID_UNTIL_HELP = "A date (2025-01-01), a unix timestamp, 'never', or English like 'in 1 month'."

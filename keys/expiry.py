@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from endpoint.core.errors import KeyInputError
+
 NEVER = ("-1", "never", "false", "none", "")
 HINT = "use a date (2025-01-01), a unix timestamp, 'never' (or -1), or English like 'in 1 month'"
 
@@ -17,7 +19,7 @@ def parse_valid_until(text: str) -> datetime | None:
     Relative phrases count from the start of today (UTC), not from this
     second, as the original btvep did: "in 1 month" gives a clean day
     boundary rather than a time nobody asked for.
-    Raises ValueError for text it cannot read or a moment already past.
+    Raises KeyInputError for text it cannot read or a moment already past.
     """
     text = (text or "").strip()
     if text.lower() in NEVER:
@@ -28,11 +30,11 @@ def parse_valid_until(text: str) -> datetime | None:
     if relative:
         moment = _from_english(text, base=now)
     if moment is None:
-        raise ValueError(f"cannot read the expiry {text!r}: {HINT}")
+        raise KeyInputError(f"cannot read the expiry {text!r}: {HINT}")
     if moment <= now:
         when = moment.strftime("%Y-%m-%d %H:%M UTC")
         why = " (relative dates count from the start of today, UTC)" if relative else ""
-        raise ValueError(f"the expiry {text!r} is in the past ({when}){why}; give a future date or 'never'")
+        raise KeyInputError(f"the expiry {text!r} is in the past ({when}){why}; give a future date or 'never'")
     return moment
 
 
@@ -42,11 +44,11 @@ def _from_timestamp(text: str) -> datetime | None:
     except ValueError:
         return None
     if seconds < 0:
-        raise ValueError(f"the expiry {text!r} is a negative timestamp; use -1 or 'never' for no expiry")
+        raise KeyInputError(f"the expiry {text!r} is a negative timestamp; use -1 or 'never' for no expiry")
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        raise ValueError(f"the timestamp {text!r} is out of range") from None
+        raise KeyInputError(f"the timestamp {text!r} is out of range") from None
 
 
 def _from_iso(text: str) -> datetime | None:

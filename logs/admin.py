@@ -21,7 +21,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from endpoint import errors
+from endpoint.core import errors
 
 from .models import MinerResponse, Request
 from .queries import first_prompt

@@ -25,9 +25,10 @@ import orjson
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 
-from endpoint import asyncdb
-from endpoint.db import run_db
-from keys.services import SETTLE_SQL, Settlement
+from endpoint.core import asyncdb
+from endpoint.core.db import run_db
+from endpoint.core.sql import column, columns, table
+from keys.credits import Settlement, apply_settlement, settle_sql_if
 
 from .models import MinerResponse, Request
 
@@ -117,10 +118,6 @@ def rewrite_request(entry: RequestLog, settlement: Settlement | None = None) -> 
             _settle_with_the_orm(settlement)
 
 
-def _columns(model, names: list[str]) -> str:
-    return ", ".join(model._meta.get_field(name).column for name in names)
-
-
 REQUEST_FIELDS = [
     "id", "key", "user", "route", "messages", "strategy", "status", "api_error",
     "credits_charged", "started_at", "elapsed_ms", "client_ip",
@@ -137,20 +134,21 @@ def _write_sql(*, replace: bool, settle: bool, durable: bool) -> str:
     updated. Not ``durable``: the commit doesn't wait for the disk
     (LOG_SYNCHRONOUS_COMMIT); the request row's RETURNING, computed for
     every statement, sets that."""
-    request_table, miner_table = Request._meta.db_table, MinerResponse._meta.db_table
-    request_fk = MinerResponse._meta.get_field("request").column
+    request_table, miner_table = table(Request), table(MinerResponse)
+    request_fk = column(MinerResponse, "request")
     final = ("status", "api_error", "credits_charged", "elapsed_ms", "strategy", "messages")
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (Request._meta.get_field(f).column for f in final))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (column(Request, f) for f in final))
+    settled = settle_sql_if("EXISTS (SELECT 1 FROM saved WHERE inserted)")
     return (
         (f"WITH gone AS (DELETE FROM {miner_table} WHERE {request_fk} = %s), " if replace else "WITH ")
-        + f"saved AS (INSERT INTO {request_table} ({_columns(Request, REQUEST_FIELDS)}) "
+        + f"saved AS (INSERT INTO {request_table} ({columns(Request, REQUEST_FIELDS)}) "
         "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet)"
-        + (f" ON CONFLICT (id) DO UPDATE SET {updates}" if replace else "")
+        + (f" ON CONFLICT ({column(Request, 'id')}) DO UPDATE SET {updates}" if replace else "")
         + " RETURNING (xmax = 0) AS inserted"
         + ("" if durable else f", {asyncdb.ASYNC_COMMIT} AS commit_mode")
         + ")"
-        + (f", settled AS ({SETTLE_SQL} AND EXISTS (SELECT 1 FROM saved WHERE inserted))" if settle else "")
-        + f" INSERT INTO {miner_table} ({_columns(MinerResponse, MINER_FIELDS)}) "
+        + (f", settled AS ({settled})" if settle else "")
+        + f" INSERT INTO {miner_table} ({columns(MinerResponse, MINER_FIELDS)}) "
         "SELECT %s, * FROM unnest(%s::int[], %s::text[], %s::bool[], %s::text[], %s::text[], %s::int[], %s::float8[])"
     )
 
@@ -209,8 +207,7 @@ def _without_nul(value):
 
 def _settle_with_the_orm(settlement: Settlement | None) -> None:
     if settlement is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(SETTLE_SQL, settlement.params())
+        apply_settlement(settlement)
 
 
 def _insert_with_the_orm(entry: RequestLog) -> None:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from celery import shared_task
 
-from endpoint.models import EndpointConfig
+from endpoint.core.models import EndpointConfig
 
 from .retention import purge_request_logs
 

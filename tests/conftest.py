@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from endpoint.db import close_db_threads
+from endpoint.core.db import close_db_threads
 
 pytest_plugins = ["tests.network_fixtures", "tests.browser"]
 
@@ -55,7 +55,7 @@ def _close_db_threads():
 
 @pytest.fixture(autouse=True)
 def _fresh_runtime_state():
-    from endpoint.config import forget_runtime_config
+    from endpoint.core.config import forget_runtime_config
 
     forget_runtime_config()
     yield

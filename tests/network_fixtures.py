@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from bittensor.sp_core import Keypair
 from django.db import connections
 
-from endpoint.config import do_set_config
+from endpoint.core.config import do_set_config
 from endpoint.network.localnet import LocalSubnet
 from endpoint.network.metagraph import forget_directory, sync_metagraph
 from endpoint.network.minerstats import miner_book

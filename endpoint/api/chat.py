@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
+from endpoint.core.errors import seed_body
+
 from .base import AsyncAPIView
-from .errors import seed_body
 from .schema import chat_schema
 from .serializers import ChatRequest, check_endpoint_version, parse_body
 

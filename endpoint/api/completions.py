@@ -16,12 +16,12 @@ import orjson
 from django.http import StreamingHttpResponse
 from rest_framework.response import Response
 
+from endpoint.core.errors import openai_body
 from endpoint.gateway import ChatStream, GatewayCall
 from endpoint.network.dispatch import Dispatch
 from endpoint.network.metagraph import adirectory
 
 from .base import AsyncAPIView
-from .errors import openai_body
 from .schema import completions_schema, models_schema
 from .serializers import ChatCompletionRequest, parse_body
 

@@ -1,45 +1,100 @@
-"""The one place errors become responses: the seed's ``{"detail", "code"}``
-on /chat, OpenAI's ``{"error": {"message", "type", "code"}}`` on /v1."""
+"""The one place errors become API responses, in the shape of the API that
+was called: the seed's ``{"detail", "code"}`` on /chat, OpenAI's
+``{"error": {"message", "type", "code"}}`` on /v1, and on the management API
+the seed's shape plus ``"errors": {field: [messages]}`` for bad input.
+
+Our ``ApiError``s answer as they are; DRF's and Django's own exceptions are
+first made into one. Anything else is a bug: Django's 500 handling and
+logging take over."""
 
 from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.views import set_rollback
 
-from endpoint.errors import ApiError
+from endpoint.core.errors import ApiError, InputError, json_response, openai_body, seed_body
 
 log = logging.getLogger("endpoint.api")
 
 
+class FrameworkError(ApiError):
+    """One of DRF's exceptions (not authenticated, not allowed, not found…) as ours."""
+
+    def __init__(self, exc: exceptions.APIException) -> None:
+        detail = exc.detail
+        super().__init__(str(detail) if not isinstance(detail, dict | list) else "Invalid request.")
+        self.status = exc.status_code
+        self.code = getattr(detail, "code", None) or exc.default_code
+        self._headers = {}
+        if getattr(exc, "auth_header", None):
+            self._headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            self._headers["Retry-After"] = str(int(exc.wait))
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+
 def as_api_error(exc: Exception) -> ApiError | None:
-    """Our error for ``exc``: ApiErrors as they are, DRF's own translated."""
+    """Our error for ``exc``, or None for a bug."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, ObjectDoesNotExist | Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _field_errors(exc.detail)
+        return InputError(_summary(fields), errors=fields)
     if isinstance(exc, exceptions.APIException):
-        error = ApiError(str(exc.detail) if not isinstance(exc.detail, (dict, list)) else "Invalid request.")
-        error.status, error.code = exc.status_code, type(exc).__name__
-        return error
+        return FrameworkError(exc)
     return None
 
 
-def seed_body(error: ApiError) -> dict:
-    return {"detail": error.detail, "code": error.code, **error.extra}
-
-
-def openai_body(error: ApiError) -> dict:
-    return {"error": {"message": error.detail, "type": error.openai_type, "code": error.code, **error.extra}}
+def manage_body(error: ApiError) -> dict:
+    """The seed's shape; bad input also says which field, so a script can act on it."""
+    body = seed_body(error)
+    if isinstance(error, InputError) and error.status == 400:
+        body["code"] = "invalid"
+        body.setdefault("errors", {"non_field_errors": [error.detail]})
+    return body
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     error = as_api_error(exc)
     if error is None:
-        return None  # a bug: Django's 500 handling and logging take over
-    view = context.get("view")
-    shape = getattr(view, "error_body", seed_body)
+        return None
+    set_rollback()
+    shape = getattr(context.get("view"), "error_body", seed_body)
     log.info("api error %s %s: %s", error.status, error.code, error.detail)
     return Response(shape(error), status=error.status, headers=error.headers())
+
+
+def _field_errors(data: object) -> dict:
+    if isinstance(data, dict):
+        return data
+    return {"non_field_errors": data if isinstance(data, list) else [data]}
+
+
+def _first_message(errors: object) -> str:
+    while isinstance(errors, dict | list) and errors:
+        errors = next(iter(errors.values())) if isinstance(errors, dict) else errors[0]
+    return str(errors) if errors else "Invalid input."
+
+
+def _summary(errors: dict) -> str:
+    """One readable line: "credits: Ensure this value is greater than …"."""
+    parts = []
+    for field, messages in errors.items():
+        message = _first_message(messages)
+        parts.append(message if field == "non_field_errors" else f"{field}: {message}")
+    return "; ".join(parts) or "Invalid input."
 
 
 class RouteNotFound(ApiError):
@@ -50,13 +105,12 @@ class RouteNotFound(ApiError):
 def not_found(request, exception=None):
     """Django's 404 for a URL no route matches: JSON on the API's paths (in
     the route's shape), the usual page elsewhere."""
-    from django.http import JsonResponse
     from django.views.defaults import page_not_found
 
     path = request.path
     error = RouteNotFound(f"No such route: {request.method} {path}")
     if path.startswith("/v1/"):
-        return JsonResponse(openai_body(error), status=404)
+        return json_response(error, openai_body)
     if path.startswith(("/api/", "/chat")):
-        return JsonResponse(seed_body(error), status=404)
+        return json_response(error, seed_body)
     return page_not_found(request, exception)

@@ -16,9 +16,9 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 
-from endpoint import errors
-from endpoint.config import aruntime_config
-from endpoint.db import run_db
+from endpoint.core import errors
+from endpoint.core.config import aruntime_config
+from endpoint.core.db import run_db
 from endpoint.network.metagraph import adirectory
 from endpoint.network.wallet import validator_hotkey
 from endpoint.ratelimits import limiter_health

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from endpoint import errors
-from endpoint.jsonbody import loads_bounded
+from endpoint.core import errors
+from endpoint.core.jsonbody import loads_bounded
 
 
 class BoundedJSONParser(JSONParser):

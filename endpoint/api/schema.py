@@ -15,8 +15,8 @@ from typing import Any, Literal
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from pydantic import BaseModel, ConfigDict, Field
 
-from endpoint import errors
-from endpoint.ratelimits import RateLimiterUnavailable
+from endpoint.core import errors
+from endpoint.core.errors import RateLimiterUnavailable
 
 from .serializers import ENDPOINT_VERSIONS, ChatCompletionRequest, ChatRequest
 

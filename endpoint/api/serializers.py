@@ -14,10 +14,10 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from endpoint import errors
+from endpoint.core import errors
+from endpoint.core.jsonbody import loads_bounded
+from endpoint.core.strategies import Strategy, distinct_uids, parse_strategy
 from endpoint.gateway import Prompt
-from endpoint.jsonbody import loads_bounded
-from endpoint.strategies import Strategy, distinct_uids, parse_strategy
 
 # Bounds on what a body may ask for, checked before any credit is held. The
 # body's size (MAX_REQUEST_BYTES) bounds the text; these bound the work.

@@ -15,12 +15,13 @@ from typing import Any
 
 from django.conf import settings
 
-from endpoint import errors
-from endpoint.strategies import DEFAULT, Strategy
+from endpoint.core import errors
+from endpoint.core.errors import MinerFailure
+from endpoint.core.strategies import DEFAULT, Strategy
 
 from .metagraph import Directory, NeuronInfo
 from .minerstats import CallRecord
-from .protocol import MinerFailure, MinerResult, MinerStream, open_miner_stream, query_miner
+from .protocol import MinerResult, MinerStream, open_miner_stream, query_miner
 from .routing import Route
 
 CANCELLED = "cancelled: another miner answered first"

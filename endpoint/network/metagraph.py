@@ -26,8 +26,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from endpoint.db import cached_or_loaded
-from endpoint.models import EndpointConfig, Neuron
+from endpoint.core.db import cached_or_loaded
+from endpoint.core.errors import MetagraphSourceError
+from endpoint.core.models import EndpointConfig, Neuron
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,6 @@ CHAIN_READ_TIMEOUT_SECONDS = 120.0
 
 # Neuron fields that mirror the metagraph; description/tags are the operator's.
 CHAIN_FIELDS = ("hotkey", "coldkey", "axon", "incentive", "trust", "stake", "validator_permit", "active")
-
-
-class MetagraphSourceError(ValueError):
-    """The metagraph source could not be read or holds something unusable.
-
-    A ValueError so operator commands turn it into one clear line and exit 1.
-    """
 
 
 @dataclass(frozen=True)

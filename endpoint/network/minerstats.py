@@ -29,8 +29,8 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
-from endpoint.loopbound import PerLoop
-from endpoint.redis_clients import UNREACHABLE, async_redis, report_outage, sync_redis
+from endpoint.core.loopbound import PerLoop
+from endpoint.core.redis_clients import UNREACHABLE, async_redis, report_outage, sync_redis
 
 log = logging.getLogger(__name__)
 

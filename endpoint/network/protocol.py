@@ -19,7 +19,8 @@ import aiohttp
 import orjson
 from django.conf import settings
 
-from endpoint.loopbound import PerLoop
+from endpoint.core.errors import MinerFailure
+from endpoint.core.loopbound import PerLoop
 
 from .address_policy import axon_url
 from .btauth import sign_request
@@ -58,14 +59,6 @@ class MinerResult:
             "responder_hotkey": self.hotkey,
             "response_ms": round(self.response_ms, 1),
         }
-
-
-class MinerFailure(Exception):
-    """A miner call went wrong; the message is what the client is shown."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 # One session per event loop: a client session is bound to the loop it was made on.

@@ -14,20 +14,13 @@ from pathlib import Path
 from bittensor_core import Keypair, deserialize_keypair_from_keyfile_data, keyfile_data_is_encrypted
 from django.conf import settings
 
-from endpoint import errors
+from endpoint.core import errors
+from endpoint.core.config import keypair_from_mnemonic
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _cache: dict[str, Keypair] = {}
-
-
-def keypair_from_mnemonic(mnemonic: str) -> Keypair:
-    """The sr25519 hotkey for ``mnemonic``; ValueError (without the words) if invalid."""
-    try:
-        return Keypair.create_from_mnemonic(" ".join(mnemonic.split()))
-    except ValueError:
-        raise ValueError("the hotkey mnemonic is not a valid BIP-39 phrase") from None
 
 
 def _keypair_from_wallet_dir() -> Keypair | None:

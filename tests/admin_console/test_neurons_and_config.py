@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from endpoint.config import do_set_config
-from endpoint.models import EndpointConfig, Neuron
+from endpoint.core.config import do_set_config
+from endpoint.core.models import EndpointConfig, Neuron
+from endpoint.core.redis_clients import close_async_redis
 from endpoint.network.minerstats import CallRecord, miner_book
-from endpoint.redis_clients import close_async_redis
 from tests.factories import MinerResponseFactory, RequestLogFactory
 
 NEURONS = "/admin/endpoint/neuron/"
@@ -203,7 +203,7 @@ def test_toggles_and_global_rules_are_written(console):
 
 
 def test_every_config_name_is_on_the_page(console):
-    from endpoint.config import FIELDS
+    from endpoint.core.config import FIELDS
 
     form = console.get(f"{CONFIG}1/change/").context["adminform"].form
     assert set(FIELDS) <= set(form.fields)

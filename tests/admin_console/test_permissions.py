@@ -9,8 +9,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
-from endpoint.config import FIELDS, SECRETS, SUPERUSER_ONLY, do_set_config
-from endpoint.models import EndpointConfig, Neuron
+from endpoint.core.config import FIELDS, SECRETS, SUPERUSER_ONLY, do_set_config
+from endpoint.core.models import EndpointConfig, Neuron
 from tests.factories import ApiKeyFactory, RequestLogFactory, UserFactory
 from tests.manage_api.roles import grant, make_user
 

@@ -10,9 +10,9 @@ import time
 import httpx
 import pytest
 
+from endpoint.core.redis_clients import close_async_redis
 from endpoint.network.minerstats import miner_book
 from endpoint.network.protocol import close_shared_session
-from endpoint.redis_clients import close_async_redis
 from keys.services import do_create_key
 from tests.network_fixtures import HELLO
 from tests.servers import ROOT, database_env, free_port, stop
@@ -44,7 +44,7 @@ def bearer(new_key) -> dict[str, str]:
 
 @pytest.fixture
 def fake_openai(settings):
-    from endpoint.config import do_set_config
+    from endpoint.core.config import do_set_config
     from tests.fake_openai import FakeOpenAI
 
     fake = FakeOpenAI().start()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from endpoint.db import run_db
+from endpoint.core.db import run_db
 from endpoint.network.minerstats import miner_book
 from keys.models import ApiKey
 from logs.models import MinerResponse, Request

@@ -9,7 +9,7 @@ import time
 import pytest
 from bittensor.http_auth import verify  # noqa: F401  (miners verify with it; imported to fail fast if missing)
 
-from endpoint.db import run_db
+from endpoint.core.db import run_db
 from keys.models import ApiKey
 from keys.services import do_create_key, do_edit_key
 from logs.models import MinerResponse, Request
@@ -242,7 +242,7 @@ async def test_not_enough_credits_gets_402(api, network):
 
 
 async def test_no_hotkey_gets_503(api, key, network):
-    from endpoint.config import do_set_config
+    from endpoint.core.config import do_set_config
 
     await run_db(do_set_config, "hotkey_mnemonic", "")
     r = await api.post("/chat", json={"messages": HELLO}, headers=bearer(key))
@@ -251,7 +251,7 @@ async def test_no_hotkey_gets_503(api, key, network):
 
 
 async def test_unsynced_metagraph_gets_503(api, key, network):
-    from endpoint.models import Neuron
+    from endpoint.core.models import Neuron
     from endpoint.network.metagraph import forget_directory
 
     await run_db(lambda: Neuron.objects.all().delete())

@@ -7,9 +7,9 @@ import os
 import httpx
 import pytest
 
-from endpoint.config import do_set_config
-from endpoint.db import run_db
-from endpoint.models import Neuron
+from endpoint.core.config import do_set_config
+from endpoint.core.db import run_db
+from endpoint.core.models import Neuron
 from endpoint.network.metagraph import forget_directory
 from tests.servers import free_port, start_server, stop
 

@@ -50,7 +50,7 @@ async def test_a_broken_miner_does_not_hold_back_a_good_one(api, key, network):
 
 
 async def test_refused_connection_is_a_failed_response(api, key, network):
-    from endpoint.db import run_db
+    from endpoint.core.db import run_db
     from endpoint.network.metagraph import forget_directory, sync_metagraph
 
     snapshot = network.snapshot()
@@ -63,7 +63,7 @@ async def test_refused_connection_is_a_failed_response(api, key, network):
 
 
 async def test_private_axons_are_refused_outside_the_local_network(api, key, network):
-    from endpoint.db import run_db
+    from endpoint.core.db import run_db
     from endpoint.network.metagraph import forget_directory, sync_metagraph
 
     snapshot = network.snapshot()

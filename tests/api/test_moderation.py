@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from endpoint.config import do_set_config
-from endpoint.db import run_db
+from endpoint.core.config import do_set_config
+from endpoint.core.db import run_db
 from keys.models import ApiKey
 from logs.models import Request
 

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from endpoint.db import run_db
+from endpoint.core.db import run_db
 from keys.models import ApiKey
 from keys.services import do_create_key
 from logs.models import MinerResponse, Request

@@ -9,8 +9,8 @@ import uuid
 import openai
 import pytest
 
-from endpoint.config import do_set_config
-from endpoint.db import run_db
+from endpoint.core.config import do_set_config
+from endpoint.core.db import run_db
 from endpoint.ratelimits import do_add_rate_limit
 from keys.models import ApiKey
 from keys.services import do_create_key

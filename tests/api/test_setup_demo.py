@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
-from endpoint.models import EndpointConfig
+from endpoint.core.models import EndpointConfig
 from endpoint.network.metagraph import forget_directory
 
 from .conftest import HELLO
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_demo_key_and_admin_login_work(subnet, tmp_path, api):
-    from endpoint.db import run_db
+    from endpoint.core.db import run_db
 
     snapshot = subnet.write_snapshot(tmp_path / "metagraph.json")
     out = io.StringIO()

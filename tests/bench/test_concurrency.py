@@ -9,7 +9,7 @@ import time
 import aiohttp
 from bittensor.sp_core import Keypair
 
-from endpoint.config import do_set_config
+from endpoint.core.config import do_set_config
 from endpoint.network.metagraph import sync_metagraph
 from keys.services import do_create_key
 

@@ -32,7 +32,7 @@ from bittensor.sp_core import Keypair
 from django.conf import settings
 from django.db import connection
 
-from endpoint.config import do_set_config
+from endpoint.core.config import do_set_config
 from endpoint.network.metagraph import sync_metagraph
 from keys.services import do_create_key
 from tests.servers import database_env, stop

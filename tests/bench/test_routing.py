@@ -13,7 +13,7 @@ import pytest
 from bittensor.sp_core import Keypair
 from django.conf import settings
 
-from endpoint.config import do_set_config
+from endpoint.core.config import do_set_config
 from endpoint.network.localnet import LocalSubnet, MinerBehaviour
 from endpoint.network.metagraph import sync_metagraph
 from endpoint.network.minerstats import miner_book

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
-from endpoint.db import run_db
+from endpoint.core.db import run_db
 from tests.api.conftest import api  # noqa: F401 - the ASGI client, with its per-loop cleanup
 from tests.factories import UserFactory
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from chat.models import Conversation, Message
 from chat.services import chat_account, new_conversation
-from endpoint.db import run_db
+from endpoint.core.db import run_db
 from keys.models import ApiKey
 from logs.models import Request
 

@@ -138,26 +138,26 @@ async def test_bad_settings_are_explained(browser_for, alice, network):
 
 
 async def _account(user):
-    from endpoint.db import run_db
+    from endpoint.core.db import run_db
 
     return await run_db(chat_account, user)
 
 
 async def _set_credits(key_id: int, credits: int) -> None:
-    from endpoint.db import run_db
+    from endpoint.core.db import run_db
     from keys.models import ApiKey
 
     await run_db(lambda: ApiKey.objects.filter(pk=key_id).update(credits=credits))
 
 
 async def _only_request(user) -> Request:
-    from endpoint.db import run_db
+    from endpoint.core.db import run_db
 
     return await run_db(lambda: Request.objects.get(user=user))
 
 
 async def _has_messages(user) -> bool:
-    from endpoint.db import run_db
+    from endpoint.core.db import run_db
 
     return await run_db(lambda: Message.objects.filter(conversation__user=user).exists())
 

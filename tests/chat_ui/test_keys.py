@@ -8,7 +8,7 @@ import re
 import pytest
 
 from chat.services import chat_account
-from endpoint.db import run_db
+from endpoint.core.db import run_db
 from keys.models import ApiKey
 from tests.network_fixtures import HELLO
 

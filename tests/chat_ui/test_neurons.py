@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from endpoint.models import Neuron
+from endpoint.core.models import Neuron
 
 from .events import events
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from chat.services import chat_account
 from chat.views import MALFORMED
-from endpoint.db import run_db
+from endpoint.core.db import run_db
 from keys.models import ApiKey
 
 from .conftest import PASSWORD, make_user

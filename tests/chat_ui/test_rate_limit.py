@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from chat.services import create_user_key
-from endpoint.config import do_set_config
-from endpoint.db import run_db
+from endpoint.core.config import do_set_config
+from endpoint.core.db import run_db
 from endpoint.ratelimits import do_add_rate_limit
 from keys.services import do_create_key
 from tests.network_fixtures import HELLO

@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from endpoint.db import run_db
+from endpoint.core.db import run_db
 from keys.models import ApiKey
 
 from .conftest import PASSWORD, make_user
@@ -38,13 +38,13 @@ def redis_down(redis_url, settings) -> str:
 
 
 def outage_lines(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "endpoint.cache"]
+    return [r.getMessage() for r in caplog.records if r.name == "endpoint.core.cache"]
 
 
 def test_sign_in_sign_up_and_password_reset_work(postgres, redis_down, caplog):
     make_user("carol@example.com")
     client = Client()
-    with caplog.at_level(logging.ERROR, logger="endpoint.cache"):
+    with caplog.at_level(logging.ERROR, logger="endpoint.core.cache"):
         assert client.get("/accounts/login/").status_code == 200
         wrong = client.post("/accounts/login/", {"login": "carol@example.com", "password": "not it"})
         assert wrong.status_code == 200
@@ -68,7 +68,7 @@ def test_sign_in_sign_up_and_password_reset_work(postgres, redis_down, caplog):
 
 
 async def test_chatting_and_making_keys_work(browser_for, alice, network, redis_down, settings):
-    from endpoint.config import do_set_config
+    from endpoint.core.config import do_set_config
 
     await run_db(do_set_config, "rate_limiting_enabled", "true")  # its limiter fails open too
     me = await browser_for(alice)

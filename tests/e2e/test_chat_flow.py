@@ -11,7 +11,7 @@ import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
-from endpoint.models import Neuron
+from endpoint.core.models import Neuron
 from tests.chat_ui.browser_session import PASSWORD, fast_passwords, screenshot, send, sign_in, verified_user  # noqa: F401 - fast_passwords is a fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]

@@ -1,5 +1,5 @@
 """A served call holds and settles credits from the worker's event loop
-(endpoint.asyncdb), with the same guarantees as on DB threads."""
+(endpoint.core.asyncdb), with the same guarantees as on DB threads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 from django.db import DataError, connection
 
-from endpoint import asyncdb
+from endpoint.core import asyncdb
 from keys.models import ApiKey
 from keys.services import do_create_key
 from logs.models import Request

@@ -8,7 +8,7 @@ from bittensor.sp_core import Keypair
 from django.db import connection
 from django.forms.models import model_to_dict
 
-from endpoint.models import EndpointConfig
+from endpoint.core.models import EndpointConfig
 from tests.commands import manage, manage_py
 
 

@@ -1,4 +1,4 @@
-"""endpoint.loopbound.PerLoop: one object per key and running event loop,
+"""endpoint.core.loopbound.PerLoop: one object per key and running event loop,
 made once, forgotten with its loop."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import weakref
 
 import pytest
 
-from endpoint.loopbound import PerLoop
+from endpoint.core.loopbound import PerLoop
 
 
 class Client:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from endpoint.config import runtime_config
-from endpoint.models import EndpointConfig
+from endpoint.core.config import runtime_config
+from endpoint.core.models import EndpointConfig
 from endpoint.ratelimits import rules_for
 from tests.commands import manage
 from tests.factories import ApiKeyFactory

@@ -16,17 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from endpoint import errors
-from endpoint.config import RuntimeConfig
-from endpoint.models import EndpointConfig
-from endpoint.ratelimits import (
-    RateLimiterUnavailable,
-    RateState,
-    check_rate_limits,
-    close_limiter,
-    limiter_health,
-    rules_for,
-)
+from endpoint.core import errors
+from endpoint.core.config import RuntimeConfig
+from endpoint.core.errors import RateLimiterUnavailable
+from endpoint.core.models import EndpointConfig
+from endpoint.ratelimits import RateState, check_rate_limits, close_limiter, limiter_health, rules_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

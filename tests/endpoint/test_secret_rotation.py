@@ -13,9 +13,9 @@ from bittensor.sp_core import Keypair
 from cryptography.fernet import Fernet
 from django.test import override_settings
 
-from endpoint.config import do_set_config, runtime_config
-from endpoint.encryption import SecretUnreadable
-from endpoint.models import EndpointConfig
+from endpoint.core.config import do_set_config, runtime_config
+from endpoint.core.encryption import SecretUnreadable
+from endpoint.core.models import EndpointConfig
 from keys.services import do_create_key
 from tests.commands import manage
 
@@ -74,7 +74,7 @@ def test_the_admin_config_page_says_a_secret_is_unreadable(stored_under_old_key,
 @pytest.mark.django_db(transaction=True)
 async def test_without_the_fallback_api_calls_get_a_503_naming_the_problem(stored_under_old_key):
     from endpoint.asgi import application
-    from endpoint.db import run_db
+    from endpoint.core.db import run_db
 
     key = await run_db(do_create_key, name="rotation", credits=10)
     headers = {"Authorization": f"Bearer {key.raw}", "Endpoint-Version": "2023-05-19"}

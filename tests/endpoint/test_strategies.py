@@ -1,6 +1,6 @@
 import pytest
 
-from endpoint.strategies import Strategy, normalize_strategy, parse_strategy
+from endpoint.core.strategies import Strategy, normalize_strategy, parse_strategy
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import pytest
 from bittensor.sp_core import Keypair
 
-from endpoint import errors
+from endpoint.core import errors
 from endpoint.network.wallet import keypair_from_mnemonic, validator_hotkey
 
 

@@ -9,9 +9,9 @@ import time
 import pytest
 from django.db import OperationalError, connection
 
-from endpoint.errors import APIKeyNotEnoughCredits
+from endpoint.core.errors import APIKeyNotEnoughCredits
+from keys.credits import reserve_credits, settle_credits
 from keys.models import ApiKey
-from keys.services import reserve_credits, settle_credits
 from tests.factories import ApiKeyFactory
 
 CALLERS = 100

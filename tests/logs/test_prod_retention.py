@@ -11,8 +11,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from endpoint.celery import app
-from endpoint.config import do_set_config
-from endpoint.models import EndpointConfig, Neuron
+from endpoint.core.config import do_set_config
+from endpoint.core.models import EndpointConfig, Neuron
 from logs.models import MinerResponse, Request
 from tests.commands import manage
 

@@ -9,8 +9,8 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from django.utils import timezone
 
+from keys.credits import Settlement, reserve_credits
 from keys.models import ApiKey
-from keys.services import Settlement, reserve_credits
 from logs.models import MinerResponse, Request
 from logs.services import MinerLog, RequestLog, record_request, rewrite_request, write_request_log
 from tests.factories import ApiKeyFactory

@@ -12,7 +12,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from endpoint.models import EndpointConfig
+from endpoint.core.models import EndpointConfig
 from keys.models import ApiKey
 from tests.factories import ApiKeyFactory, UserFactory
 from tests.manage_api.roles import grant, make_user

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from bittensor.sp_core import Keypair
 
-from endpoint.config import FIELDS
-from endpoint.models import EndpointConfig
+from endpoint.core.config import FIELDS
+from endpoint.core.models import EndpointConfig
 from tests.commands import manage
 
 

@@ -19,12 +19,12 @@ def credits_url(key) -> str:
 
 def test_add_and_take_with_a_reason_logged_with_who(admin_api, caplog):
     key = ApiKeyFactory(credits=10)
-    with caplog.at_level(logging.INFO, logger="keys.services"):
+    with caplog.at_level(logging.INFO, logger="keys.credits"):
         added = admin_api.post(credits_url(key), {"delta": 40, "reason": "invoice 12"}, format="json")
         taken = admin_api.post(credits_url(key), {"delta": -15, "reason": "refund\nreversed"}, format="json")
     assert (added.status_code, added.json()["credits"]) == (200, 50)
     assert (taken.status_code, taken.json()["credits"]) == (200, 35)
-    lines = [r.getMessage() for r in caplog.records if r.name == "keys.services"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "keys.credits"]
     assert any(
         "+40" in line and "ops (token)" in line and key.prefix in line and "invoice 12" in line for line in lines
     )

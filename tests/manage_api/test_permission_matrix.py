@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import pytest
 from django.test import Client
 
-from endpoint.config import FIELDS, SECRETS
-from endpoint.models import EndpointConfig, Neuron
+from endpoint.core.config import FIELDS, SECRETS
+from endpoint.core.models import EndpointConfig, Neuron
 from keys.models import ApiKey
 from tests.factories import ApiKeyFactory, RequestLogFactory
 from tests.manage_api.roles import full_staff, make_user, viewer

@@ -3,7 +3,7 @@ functions, global and per key."""
 
 from __future__ import annotations
 
-from endpoint.models import EndpointConfig
+from endpoint.core.models import EndpointConfig
 from keys.models import ApiKey
 from tests.commands import manage
 from tests.factories import ApiKeyFactory

@@ -14,8 +14,9 @@ import socket
 import orjson
 import pytest
 
+from endpoint.core.errors import MinerFailure
 from endpoint.network.metagraph import NeuronInfo
-from endpoint.network.protocol import MinerFailure, check_axon, close_shared_session, open_miner_stream, query_miner
+from endpoint.network.protocol import check_axon, close_shared_session, open_miner_stream, query_miner
 from tests.network_fixtures import HELLO
 
 PUBLIC = [

@@ -10,7 +10,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from endpoint.models import EndpointConfig, Neuron
+from endpoint.core.models import EndpointConfig, Neuron
 from endpoint.network.metagraph import (
     NeuronInfo,
     adirectory,

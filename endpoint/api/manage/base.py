@@ -8,7 +8,8 @@ import logging
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 
-from .errors import exception_handler
+from endpoint.api.errors import manage_body
+
 from .permissions import STAFF_AUTHENTICATION, USER_AUTHENTICATION, HasModelPermissions, IsSignedIn, IsStaff
 
 audit_log = logging.getLogger("endpoint.api.manage")
@@ -36,8 +37,7 @@ class ManageView:
     """Errors in the management API's JSON shape, not the gateway's; OPTIONS
     answers which methods the route takes (204), as on the gateway."""
 
-    def get_exception_handler(self):
-        return exception_handler
+    error_body = staticmethod(manage_body)
 
     def options(self, request, *args, **kwargs):
         return Response(status=204, headers={"Allow": ", ".join(self.allowed_methods)})

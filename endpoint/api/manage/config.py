@@ -3,7 +3,7 @@ writes, by the same names, through the same ``do_set_config``. Secrets can be
 written but only ever read back masked.
 
 Reading needs endpoint.view_endpointconfig, changing change_endpointconfig;
-settings in endpoint.config.SUPERUSER_ONLY (secrets, and addresses the server
+settings in endpoint.core.config.SUPERUSER_ONLY (secrets, and addresses the server
 sends data to) need a superuser besides: anyone else gets 403 naming them,
 and nothing in the request is applied."""
 
@@ -18,7 +18,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from endpoint.config import SECRETS, ConfigError, config_values, do_set_config
+from endpoint.core.config import SECRETS, config_values, do_set_config
+from endpoint.core.errors import ConfigError
 
 from .base import StaffView, audit
 from .permissions import read_or_write, refuse_superuser_only

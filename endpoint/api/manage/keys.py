@@ -18,11 +18,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.response import Response
 
+from endpoint.core.errors import AmbiguousKey
+from keys.credits import do_adjust_credits
 from keys.models import ApiKey
-from keys.services import do_adjust_credits, do_create_key, do_delete_key, do_edit_key
+from keys.services import do_create_key, do_delete_key, do_edit_key
 
 from .base import StaffView, actor, audit, key_label
-from .errors import Conflict
 from .filters import KeyFilter
 from .pagination import KeyPagination
 from .permissions import model_permission
@@ -44,7 +45,7 @@ def find_staff_key(queryset, query: str) -> ApiKey:
     if not matches:
         raise ApiKey.DoesNotExist()
     if len(matches) > 1:
-        raise Conflict(f"{query!r} matches more than one key; use its id or a longer prefix.", code="ambiguous_key")
+        raise AmbiguousKey(f"{query!r} matches more than one key; use its id or a longer prefix.")
     return matches[0]
 
 

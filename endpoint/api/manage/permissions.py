@@ -23,7 +23,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
 
-from endpoint.config import SUPERUSER_ONLY
+from endpoint.core.config import SUPERUSER_ONLY
 
 
 class StaffTokenAuthentication(TokenAuthentication):

@@ -18,9 +18,9 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from endpoint.models import EndpointConfig
+from endpoint.core.errors import RateLimitInputError
+from endpoint.core.models import EndpointConfig
 from endpoint.ratelimits import (
-    RateLimitInputError,
     close_limiter,
     do_add_rate_limit,
     do_delete_rate_limit,

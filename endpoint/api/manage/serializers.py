@@ -7,9 +7,10 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from endpoint.config import FIELDS as CONFIG_FIELDS
-from endpoint.config import SECRETS, ConfigError, parse_rate_limits
-from endpoint.strategies import normalize_strategy
+from endpoint.core.config import FIELDS as CONFIG_FIELDS
+from endpoint.core.config import SECRETS, parse_rate_limits
+from endpoint.core.errors import ConfigError
+from endpoint.core.strategies import normalize_strategy
 from keys.expiry import HINT as EXPIRY_HINT
 from keys.expiry import parse_valid_until
 from keys.models import ApiKey
@@ -345,7 +346,7 @@ SECRET_HELP = "Write-only: always read back masked."
 
 def _config_field(name: str) -> serializers.Field:
     """The body field for a `manage.py config` name. Types are for the schema
-    and JSON input; the values are checked by endpoint.config.do_set_config,
+    and JSON input; the values are checked by endpoint.core.config.do_set_config,
     as the CLI's are. A name this map doesn't know is text."""
     optional = {"required": False}
     if name in SECRETS:
@@ -373,7 +374,7 @@ class _ConfigBase(serializers.Serializer):
         return attrs
 
 
-# Built from endpoint.config.FIELDS so the API always offers what the CLI does.
+# Built from endpoint.core.config.FIELDS so the API always offers what the CLI does.
 ConfigSerializer = type(
     "ConfigSerializer",
     (_ConfigBase,),

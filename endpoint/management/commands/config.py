@@ -10,8 +10,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from endpoint.config import FIELDS, config_values, do_set_config
-from endpoint.management.base import OperatorCommand, OperatorError
+from endpoint.core.commands import OperatorCommand
+from endpoint.core.config import FIELDS, config_values, do_set_config
+from endpoint.core.errors import OperatorError
 
 
 def shown(value: Any) -> str:

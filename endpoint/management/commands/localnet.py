@@ -9,7 +9,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from endpoint.management.base import OperatorCommand, OperatorError
+from endpoint.core.commands import OperatorCommand
+from endpoint.core.errors import OperatorError
 from endpoint.network.localnet import LocalSubnet, MinerBehaviour, new_event_loop
 
 

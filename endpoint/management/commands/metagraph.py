@@ -9,7 +9,7 @@ from django.utils import timezone
 from rich.table import Table
 from rich.text import Text
 
-from endpoint.management.base import OperatorCommand
+from endpoint.core.commands import OperatorCommand
 from endpoint.network.metagraph import Directory, NeuronInfo, load_directory, sync_metagraph
 
 

@@ -15,8 +15,9 @@ import asyncio
 from django.conf import settings
 from rich.table import Table
 
-from endpoint.management.base import OperatorCommand, OperatorError
-from endpoint.models import EndpointConfig
+from endpoint.core.commands import OperatorCommand
+from endpoint.core.errors import OperatorError
+from endpoint.core.models import EndpointConfig
 from endpoint.ratelimits import (
     close_limiter,
     do_add_rate_limit,

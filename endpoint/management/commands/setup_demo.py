@@ -9,9 +9,9 @@ from pathlib import Path
 from bittensor.sp_core import Keypair
 from django.contrib.auth import get_user_model
 
-from endpoint.config import do_set_config
-from endpoint.management.base import OperatorCommand
-from endpoint.models import EndpointConfig
+from endpoint.core.commands import OperatorCommand
+from endpoint.core.config import do_set_config
+from endpoint.core.models import EndpointConfig
 from endpoint.network.metagraph import sync_metagraph
 from keys.models import ApiKey
 from keys.services import do_create_key

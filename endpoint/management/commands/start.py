@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from endpoint.management.base import OperatorCommand, OperatorError
+from endpoint.core.commands import OperatorCommand
+from endpoint.core.errors import OperatorError
 
 
 def unapplied_migrations() -> list[str]:

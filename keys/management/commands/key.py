@@ -12,7 +12,8 @@ from datetime import datetime
 from rich.table import Table
 from rich.text import Text
 
-from endpoint.management.base import OperatorCommand, OperatorError
+from endpoint.core.commands import OperatorCommand
+from endpoint.core.errors import OperatorError
 from keys.expiry import parse_valid_until
 from keys.models import ApiKey
 from keys.services import do_create_key, do_delete_key, do_edit_key, find_key

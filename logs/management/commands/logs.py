@@ -8,7 +8,8 @@ from django.utils import timezone
 from rich.table import Table
 from rich.text import Text
 
-from endpoint.management.base import OperatorCommand, OperatorError
+from endpoint.core.commands import OperatorCommand
+from endpoint.core.errors import OperatorError
 from keys.services import find_key
 from logs.queries import DEFAULT_LINES, filter_requests, first_prompt
 

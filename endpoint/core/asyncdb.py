@@ -19,8 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from endpoint.db import run_db
-from endpoint.loopbound import PerLoop
+from endpoint.core.db import run_db
+from endpoint.core.loopbound import PerLoop
 
 log = logging.getLogger(__name__)
 

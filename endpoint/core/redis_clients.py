@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from endpoint.loopbound import PerLoop
+from endpoint.core.loopbound import PerLoop
 
 # What a down, restarting or overloaded Redis raises (TimeoutError is an OSError).
 UNREACHABLE = (RedisError, OSError)

@@ -1,5 +1,6 @@
-"""What every operator command shares: bad input is one clear line on
-stderr and exit code 1, and nothing has changed."""
+"""What every operator command shares: bad input (``InputError``) is one
+clear line on stderr and exit code 1, and nothing has changed. Anything else
+is a bug and shows its traceback."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 
-
-class OperatorError(CommandError):
-    pass
+from .errors import InputError
 
 
 class OperatorCommand(BaseCommand):
     def execute(self, *args, **options):
         try:
             return super().execute(*args, **options)
-        except (CommandError, ValueError) as exc:
+        except (CommandError, InputError) as exc:
             if options.get("traceback"):
                 raise
             self.stderr.write(f"Error: {exc}")

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from endpoint import errors
+from endpoint.core import errors
 
 MAX_JSON_DEPTH = 64
 _NUL_ESCAPE = b"\\u0000"

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
 
-from endpoint.redis_clients import UNREACHABLE, report_outage
+from endpoint.core.redis_clients import UNREACHABLE, report_outage
 
 log = logging.getLogger(__name__)
 

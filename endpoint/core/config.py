@@ -9,16 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bittensor_core import Keypair
 from django.conf import settings
 
 from .db import cached_or_loaded
 from .encryption import SecretUnreadable, mask
+from .errors import ConfigError
 from .models import EndpointConfig
 from .strategies import normalize_strategy
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def _bool(raw: str) -> bool:
@@ -136,8 +134,6 @@ def do_set_config(name: str, raw: str) -> Any:
         raise ConfigError(f"unknown config name {name!r}; known: {', '.join(FIELDS)}")
     value = FIELDS[name](raw)
     if name == "hotkey_mnemonic" and value:
-        from .network.wallet import keypair_from_mnemonic
-
         try:
             keypair_from_mnemonic(value)
         except ValueError as exc:
@@ -146,6 +142,14 @@ def do_set_config(name: str, raw: str) -> Any:
     setattr(row, name, value)
     row.save()
     return mask(value) if name in SECRETS else value
+
+
+def keypair_from_mnemonic(mnemonic: str) -> Keypair:
+    """The sr25519 hotkey for ``mnemonic``; ValueError (without the words) if invalid."""
+    try:
+        return Keypair.create_from_mnemonic(" ".join(mnemonic.split()))
+    except ValueError:
+        raise ValueError("the hotkey mnemonic is not a valid BIP-39 phrase") from None
 
 
 @dataclass(frozen=True)

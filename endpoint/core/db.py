@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from endpoint.loopbound import PerLoop
+from endpoint.core.loopbound import PerLoop
 
 T = TypeVar("T")
 
