@@ -1,23 +1,18 @@
 """Everything the chat pages write: a user's chat account (and the key that
-holds their credits), conversations, messages, and the user's own API keys.
+holds their credits), conversations and messages. The user's own API keys
+are the keys app's (``keys.user_keys``).
 
 What users type goes through ``checked_text`` first, one rule for every text
-field of the chat app (messages, conversation names, key names): text holding
-a NUL character (U+0000) is refused with a message naming the field, never
-stripped, as is text over the field's length limit. PostgreSQL cannot store
-NUL in text, and quietly dropping characters would keep something other than
-what the user typed."""
+field (``endpoint.core.typed_text``)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
+from endpoint.core import typed_text
 from endpoint.core.errors import ChatInputError
-from keys.credits import reserve_credits
-from keys.models import ApiKey
-from keys.services import NewKey, do_create_key, do_edit_key
+from keys.services import do_create_key
 
 from .models import ChatAccount, Conversation, Message
 
@@ -26,19 +21,11 @@ DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 60  # a title made from the first message
 MAX_PROMPT_CHARS = 32_000
 MAX_TITLE_CHARS = Conversation._meta.get_field("title").max_length
-MAX_KEY_NAME_CHARS = ApiKey._meta.get_field("name").max_length
-MAX_KEY_CREDITS = 10**15  # as the management API: far above any balance, far below the column's limit
 
 
 def checked_text(text: object, what: str, limit: int) -> str:
-    """``text`` as typed, if it may be stored (see the module's rule)."""
-    if not isinstance(text, str):
-        raise ChatInputError(f"{what} must be text.")
-    if "\x00" in text:
-        raise ChatInputError(f"{what} cannot contain NUL characters (\\x00).")
-    if len(text) > limit:
-        raise ChatInputError(f"{what} is limited to {limit} characters.")
-    return text
+    """``text`` as typed, if it may be stored (the rule of ``endpoint.core.typed_text``)."""
+    return typed_text.checked_text(text, what, limit, ChatInputError)
 
 
 # --- the chat account ------------------------------------------------------------
@@ -112,42 +99,6 @@ def history(conversation: Conversation) -> list[dict[str, str]]:
     answered, leaving out answers that never came."""
     rows = conversation.messages.exclude(role=Message.ASSISTANT, content="").values_list("role", "content")
     return [{"role": role, "content": content} for role, content in rows]
-
-
-# --- the user's own API keys ----------------------------------------------------------
-
-
-def user_keys(user):
-    """The keys a user made on the keys page (not the chat-balance key), newest first."""
-    return ApiKey.objects.filter(owner=user, chat_account__isnull=True).order_by("-created_at", "-pk")
-
-
-def create_user_key(user, name: str, credits: int) -> NewKey:
-    """A new key for ``user``, funded with ``credits`` moved from their chat
-    balance (one conditional UPDATE: the balance cannot go below zero)."""
-    name = checked_text(" ".join((name or "").split()), "A key name", MAX_KEY_NAME_CHARS)
-    if not name:
-        raise ChatInputError("Give the key a name.")
-    if not 0 <= credits <= MAX_KEY_CREDITS:
-        raise ChatInputError(f"Credits must be a whole number from 0 to {MAX_KEY_CREDITS}.")
-    account = chat_account(user)
-    with transaction.atomic():
-        if credits:
-            reserve_credits(account.key, credits)  # APIKeyNotEnoughCredits when short
-        return do_create_key(name=name, credits=credits, owner=user)
-
-
-def revoke_user_key(key: ApiKey) -> None:
-    """Disable the key for good and move the credits it still held back to
-    the owner's chat balance."""
-    account = chat_account(key.owner)
-    with transaction.atomic():
-        locked = ApiKey.objects.select_for_update().get(pk=key.pk)
-        left = locked.credits or 0
-        # save() (not update()) so every cached copy of the key is dropped at once.
-        do_edit_key(locked, enabled=False, credits=0 if locked.credits is not None else None)
-        if left:
-            ApiKey.objects.filter(pk=account.key_id, credits__isnull=False).update(credits=F("credits") + left)
 
 
 def grant_on_signup(sender, request, user, **kwargs) -> None:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from endpoint.core import errors
 from endpoint.core.jsonbody import NOT_JSON, loads_bounded
+from keys.user_keys import MAX_KEY_CREDITS, do_create_user_key, do_revoke_user_key, user_keys
 
 from . import limits, services
 from .models import Conversation
@@ -136,12 +137,13 @@ def keys_page(request: HttpRequest) -> HttpResponse:
         try:
             limits.count_page_use(request, limits.KEY_CREATION, request.user)
             # The full key is in this response only; it is stored nowhere.
-            new_key = services.create_user_key(request.user, form["name"], _credits(form["credits"]))
+            balance = services.chat_account(request.user).key
+            new_key = do_create_user_key(request.user, form["name"], _credits(form["credits"]), balance=balance)
             form = {"name": "", "credits": "0"}
         except errors.RateLimitExceeded as exc:
             messages.error(request, exc.detail)
             status, headers = exc.status, exc.headers()
-        except errors.ChatInputError as exc:
+        except errors.InputError as exc:
             messages.error(request, str(exc))
             status = 400
         except errors.APIKeyNotEnoughCredits:
@@ -150,7 +152,7 @@ def keys_page(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=405)
     account = services.chat_account(request.user)
     context = {
-        "keys": services.user_keys(request.user),
+        "keys": user_keys(request.user),
         "new_key": new_key,
         "balance": account.key.credits,
         "form": form,
@@ -165,17 +167,17 @@ def keys_page(request: HttpRequest) -> HttpResponse:
 
 
 def _credits(text: str) -> int:
-    """The credits field: a whole number (create_user_key checks the range)."""
+    """The credits field: a whole number (do_create_user_key checks the range)."""
     text = text.strip()
     if not (text.isascii() and text.isdigit() and len(text) <= 16):
-        raise errors.ChatInputError(f"Credits must be a whole number from 0 to {services.MAX_KEY_CREDITS}.")
+        raise errors.KeyInputError(f"Credits must be a whole number from 0 to {MAX_KEY_CREDITS}.")
     return int(text)
 
 
 @login_required
 @require_POST
 def revoke_key(request: HttpRequest, pk: int) -> HttpResponse:
-    key = get_object_or_404(services.user_keys(request.user), pk=pk)
-    services.revoke_user_key(key)
+    key = get_object_or_404(user_keys(request.user), pk=pk)
+    do_revoke_user_key(key, balance=services.chat_account(request.user).key)
     messages.success(request, f"Key {key.prefix}… revoked.")
     return redirect("chat-keys")

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from endpoint.core.config import do_set_config
 from endpoint.network.minerstats import miner_book
-from endpoint.ratelimits import do_add_rate_limit
+from keys.rate_limits import do_add_rate_limit
 from keys.services import do_create_key
 
 from .conftest import HELLO, bearer

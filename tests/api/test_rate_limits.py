@@ -11,8 +11,8 @@ import pytest
 
 from endpoint.core.config import do_set_config
 from endpoint.core.db import run_db
-from endpoint.ratelimits import do_add_rate_limit
 from keys.models import ApiKey
+from keys.rate_limits import do_add_rate_limit
 from keys.services import do_create_key
 from logs.models import Request
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from endpoint.core.config import do_set_config
-from endpoint.ratelimits import do_add_rate_limit
+from keys.rate_limits import do_add_rate_limit
 from keys.services import do_create_key
 from tests.servers import database_env, start_server, stop
 

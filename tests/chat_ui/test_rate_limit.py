@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from chat.services import create_user_key
+from chat.services import chat_account
 from endpoint.core.config import do_set_config
 from endpoint.core.db import run_db
-from endpoint.ratelimits import do_add_rate_limit
+from keys.rate_limits import do_add_rate_limit
 from keys.services import do_create_key
+from keys.user_keys import do_create_user_key
 from tests.network_fixtures import HELLO
 
 from .events import events
@@ -59,7 +60,7 @@ async def test_a_users_keys_and_chat_share_one_allowance(api, browser_for, alice
     """Whichever face a call comes through, a user's own keys and their chat
     count on the user's counter: two own keys and the chat page give two
     calls a minute in all, not two each."""
-    first, second = [await run_db(create_user_key, alice, name, 10) for name in ("laptop", "server")]
+    first, second = [await run_db(_create_user_key, alice, name, 10) for name in ("laptop", "server")]
 
     one = await api.post("/chat", json={"messages": HELLO, "uids": [0]}, headers=_bearer(first.raw))
     assert one.status_code == 200
@@ -73,7 +74,7 @@ async def test_a_users_keys_and_chat_share_one_allowance(api, browser_for, alice
     assert 55 <= int(third.headers["Retry-After"]) <= 60
     assert len(network.miner(0).seen) == 2
     # Another user, and an operator's key (no owner), have allowances of their own.
-    bobs = await run_db(create_user_key, bob, "bob's", 10)
+    bobs = await run_db(_create_user_key, bob, "bob's", 10)
     assert (await api.post("/chat", json={"messages": HELLO}, headers=_bearer(bobs.raw))).status_code == 200
     operator = await run_db(do_create_key, name="operator", credits=10)
     assert (await api.post("/chat", json={"messages": HELLO}, headers=_bearer(operator.raw))).status_code == 200
@@ -81,7 +82,7 @@ async def test_a_users_keys_and_chat_share_one_allowance(api, browser_for, alice
 
 async def test_a_keys_own_rules_count_on_its_owners_counter(api, alice, two_per_minute, network):
     """A key with rules of its own is held to them, still on its owner's counter."""
-    first, second = [await run_db(create_user_key, alice, name, 10) for name in ("a", "b")]
+    first, second = [await run_db(_create_user_key, alice, name, 10) for name in ("a", "b")]
     for new in (first, second):
         await run_db(do_add_rate_limit, 1, 60, key=new.key)
 
@@ -93,3 +94,8 @@ async def test_a_keys_own_rules_count_on_its_owners_counter(api, alice, two_per_
 
 def _bearer(raw: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {raw}"}
+
+
+def _create_user_key(user, name: str, credits: int):
+    """As the keys page makes one: funded from the user's chat balance."""
+    return do_create_user_key(user, name, credits, balance=chat_account(user).key)

@@ -20,15 +20,9 @@ from rest_framework.views import APIView
 
 from endpoint.core.errors import RateLimitInputError
 from endpoint.core.models import EndpointConfig
-from endpoint.ratelimits import (
-    close_limiter,
-    do_add_rate_limit,
-    do_delete_rate_limit,
-    do_set_rate_limiting,
-    limiter_health,
-    list_rate_limits,
-)
+from endpoint.ratelimits import close_limiter, limiter_health
 from keys.models import ApiKey
+from keys.rate_limits import do_add_rate_limit, do_delete_rate_limit, do_set_rate_limiting, list_rate_limits
 
 from .base import StaffView, audit, key_label
 from .keys import find_staff_key

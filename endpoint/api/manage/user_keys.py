@@ -1,5 +1,5 @@
 """/api/keys/: a signed-in user's own API keys, as the keys page shows them
-(chat.services: one implementation for both): list, create (the full key is
+(keys.user_keys: one implementation for both): list, create (the full key is
 in the creation response only, funded from the chat balance), revoke (the
 key is disabled for good and its credits go back to the balance).
 
@@ -17,8 +17,9 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
 from chat.limits import KEY_CREATION, count_page_use
-from chat.services import create_user_key, revoke_user_key, user_keys
+from chat.services import chat_account
 from keys.models import ApiKey
+from keys.user_keys import do_create_user_key, do_revoke_user_key, user_keys
 
 from .base import UserView, audit, key_label
 from .pagination import KeyPagination
@@ -54,13 +55,14 @@ class UserKeyViewSet(UserView, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         count_page_use(request, KEY_CREATION, request.user)  # 429 past KEY_CREATE_RATE, shared with the keys page
         body = UserKeyCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        new = create_user_key(request.user, body.validated_data["name"], body.validated_data["credits"])
+        data, balance = body.validated_data, chat_account(request.user).key
+        new = do_create_user_key(request.user, data["name"], data["credits"], balance=balance)
         audit(request, "created own", key_label(new.key), credits=new.key.credits)
         new.key.raw = new.raw
         return Response(UserCreatedKeySerializer(new.key).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
         key = self.get_object()
-        revoke_user_key(key)
+        do_revoke_user_key(key, balance=chat_account(request.user).key)
         audit(request, "revoked own", key_label(key))
         return Response(status=status.HTTP_204_NO_CONTENT)

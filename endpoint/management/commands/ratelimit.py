@@ -18,15 +18,9 @@ from rich.table import Table
 from endpoint.core.commands import OperatorCommand
 from endpoint.core.errors import OperatorError
 from endpoint.core.models import EndpointConfig
-from endpoint.ratelimits import (
-    close_limiter,
-    do_add_rate_limit,
-    do_delete_rate_limit,
-    do_set_rate_limiting,
-    limiter_health,
-    list_rate_limits,
-)
+from endpoint.ratelimits import close_limiter, limiter_health
 from keys.models import ApiKey
+from keys.rate_limits import do_add_rate_limit, do_delete_rate_limit, do_set_rate_limiting, list_rate_limits
 from keys.services import find_key
 
 KEY_HELP = "The API key (id, prefix or the key itself) whose own rules to use; without it, the global rules."

@@ -1,0 +1,49 @@
+"""Keys users make for themselves (the chat's keys page and /api/keys/, one
+implementation for both): funded from the user's balance key, their credits
+given back to it when revoked. The balance key is the caller's to find (the
+chat account's key), so this app needs nothing of the chat's."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+
+from endpoint.core.errors import KeyInputError
+from endpoint.core.typed_text import checked_text
+
+from .credits import reserve_credits
+from .models import ApiKey
+from .services import NewKey, do_create_key, do_edit_key
+
+MAX_KEY_NAME_CHARS = ApiKey._meta.get_field("name").max_length
+MAX_KEY_CREDITS = 10**15  # as the management API: far above any balance, far below the column's limit
+
+
+def user_keys(user):
+    """The keys a user made for themselves (not their balance key), newest first."""
+    return ApiKey.objects.filter(owner=user, chat_account__isnull=True).order_by("-created_at", "-pk")
+
+
+def do_create_user_key(user, name: str, credits: int, *, balance: ApiKey) -> NewKey:
+    """A new key for ``user``, funded with ``credits`` moved from ``balance``
+    (one conditional UPDATE: the balance cannot go below zero)."""
+    name = checked_text(" ".join((name or "").split()), "A key name", MAX_KEY_NAME_CHARS, KeyInputError)
+    if not name:
+        raise KeyInputError("Give the key a name.")
+    if not 0 <= credits <= MAX_KEY_CREDITS:
+        raise KeyInputError(f"Credits must be a whole number from 0 to {MAX_KEY_CREDITS}.")
+    with transaction.atomic():
+        if credits:
+            reserve_credits(balance, credits)  # APIKeyNotEnoughCredits when short
+        return do_create_key(name=name, credits=credits, owner=user)
+
+
+def do_revoke_user_key(key: ApiKey, *, balance: ApiKey) -> None:
+    """Disable the key for good and move the credits it still held back to ``balance``."""
+    with transaction.atomic():
+        locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+        left = locked.credits or 0
+        # save() (not update()) so every cached copy of the key is dropped at once.
+        do_edit_key(locked, enabled=False, credits=0 if locked.credits is not None else None)
+        if left:
+            ApiKey.objects.filter(pk=balance.pk, credits__isnull=False).update(credits=F("credits") + left)
