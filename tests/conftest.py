@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 
+import httpx
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 
 from endpoint.core.db import close_db_threads
+from tests.factories import UserFactory
 
 pytest_plugins = ["tests.network_fixtures", "tests.browser"]
 
@@ -43,6 +46,36 @@ def redis_url() -> str:
     except redis.RedisError:
         missing_service(f"Redis at {url}")
     return url
+
+
+@pytest.fixture
+async def api():
+    """An HTTP client speaking to the ASGI application (the public API and the chat pages)."""
+    from endpoint.asgi import application
+    from endpoint.core.redis_clients import close_async_redis
+    from endpoint.network.minerstats import miner_book
+    from endpoint.network.protocol import close_shared_session
+
+    transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
+        yield client
+    await miner_book().flush()
+    # Clients bound to this test's event loop.
+    await close_shared_session()
+    await close_async_redis()
+
+
+@pytest.fixture
+def operator(postgres):
+    return UserFactory(username="operator", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def console(operator) -> Client:
+    """A browserless client signed in as a superuser."""
+    client = Client()
+    client.force_login(operator)
+    return client
 
 
 @pytest.fixture(autouse=True)

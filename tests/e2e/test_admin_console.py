@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from keys.models import ApiKey, hash_secret
-from tests.admin_console.viewers import viewer_group
+from tests.viewers import viewer_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

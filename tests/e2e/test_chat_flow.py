@@ -12,7 +12,7 @@ from django.core import mail
 from playwright.sync_api import expect
 
 from endpoint.core.models import Neuron
-from tests.chat_ui.browser_session import PASSWORD, fast_passwords, screenshot, send, sign_in, verified_user  # noqa: F401 - fast_passwords is a fixture
+from tests.chat.browser_session import PASSWORD, fast_passwords, screenshot, send, sign_in, verified_user  # noqa: F401 - fast_passwords is a fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]
 

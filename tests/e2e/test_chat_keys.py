@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from keys.models import ApiKey
-from tests.chat_ui.browser_session import fast_passwords, screenshot, sign_in, verified_user  # noqa: F401 - fast_passwords is a fixture
+from tests.chat.browser_session import fast_passwords, screenshot, sign_in, verified_user  # noqa: F401 - fast_passwords is a fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]
 

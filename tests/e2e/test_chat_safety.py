@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from chat.services import chat_account
 from keys.models import ApiKey
-from tests.chat_ui.browser_session import fast_passwords, screenshot, send, sign_in, verified_user  # noqa: F401 - fast_passwords is a fixture
+from tests.chat.browser_session import fast_passwords, screenshot, send, sign_in, verified_user  # noqa: F401 - fast_passwords is a fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]
 

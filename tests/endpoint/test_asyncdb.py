@@ -13,7 +13,7 @@ from endpoint.core import asyncdb
 from keys.models import ApiKey
 from keys.services import do_create_key
 from logs.models import Request
-from tests.api.conftest import HELLO
+from tests.endpoint.api.conftest import HELLO
 from tests.servers import database_env, start_server, stop
 
 

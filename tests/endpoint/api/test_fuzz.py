@@ -70,7 +70,7 @@ def run_schemathesis(base: str, paths: str, headers: list[str], tmp_path: Path) 
         "--workers", "2", "--request-timeout", "30", "--seed", "1", "--generation-database", "none",
         "--no-color", "--report", "ndjson", "--report-ndjson-path", str(tmp_path / "events.ndjson"),
     ]  # fmt: skip
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.endpoint.api.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
     # Run elsewhere: Hypothesis keeps a .hypothesis/ folder in its working directory.
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     (tmp_path / "stdout.txt").write_text(done.stdout)

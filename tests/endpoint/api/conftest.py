@@ -1,5 +1,6 @@
-"""Fixtures for the public API: a key and an HTTP client speaking to the ASGI
-application (the subnet and network fixtures are in tests/network_fixtures.py)."""
+"""Fixtures for the public API: a key, a fake moderation endpoint and a
+production server (the HTTP client speaking to the ASGI application is in
+tests/conftest.py; the subnet and network fixtures are in tests/network_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ import time
 import httpx
 import pytest
 
-from endpoint.core.redis_clients import close_async_redis
-from endpoint.network.minerstats import miner_book
-from endpoint.network.protocol import close_shared_session
 from keys.services import do_create_key
 from tests.network_fixtures import HELLO
 from tests.servers import ROOT, database_env, free_port, stop
@@ -23,19 +21,6 @@ __all__ = ["HELLO"]
 @pytest.fixture
 def key(network):
     return do_create_key(name="test", credits=1000)
-
-
-@pytest.fixture
-async def api():
-    from endpoint.asgi import application
-
-    transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 5555))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-        yield client
-    await miner_book().flush()
-    # Clients bound to this test's event loop.
-    await close_shared_session()
-    await close_async_redis()
 
 
 def bearer(new_key) -> dict[str, str]:

@@ -11,8 +11,8 @@ from django.test import Client
 
 from endpoint.core.config import FIELDS, SECRETS, SUPERUSER_ONLY, do_set_config
 from endpoint.core.models import EndpointConfig, Neuron
+from tests.endpoint.roles import grant, make_user
 from tests.factories import ApiKeyFactory, RequestLogFactory, UserFactory
-from tests.manage_api.roles import grant, make_user
 
 KEYS = "/admin/keys/apikey/"
 CONFIG = "/admin/endpoint/endpointconfig/"

@@ -7,8 +7,8 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.endpoint.roles import full_staff, make_user
 from tests.factories import UserFactory
-from tests.manage_api.roles import full_staff, make_user
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 
 from endpoint.core.models import EndpointConfig
 from keys.models import ApiKey
+from tests.endpoint.roles import grant, make_user
 from tests.factories import ApiKeyFactory, UserFactory
-from tests.manage_api.roles import grant, make_user
 
 ADMIN_ROUTES = [
     ("get", "/api/admin/keys/"),

@@ -23,8 +23,8 @@ from django.test import Client
 from endpoint.core.config import FIELDS, SECRETS
 from endpoint.core.models import EndpointConfig, Neuron
 from keys.models import ApiKey
+from tests.endpoint.roles import full_staff, make_user, viewer
 from tests.factories import ApiKeyFactory, RequestLogFactory
-from tests.manage_api.roles import full_staff, make_user, viewer
 
 SUPERUSER, FULL_STAFF, VIEWER, BARE_STAFF = "superuser", "full_staff", "viewer", "bare_staff"
 USER, ANONYMOUS, API_KEY = "user", "anonymous", "api_key"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-API = Path(__file__).resolve().parents[2] / "endpoint" / "api"
+API = Path(__file__).resolve().parents[3] / "endpoint" / "api"
 
 
 def imported_modules(path: Path) -> set[str]:

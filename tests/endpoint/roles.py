@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
-from tests.admin_console.viewers import viewer_group
+from tests.viewers import viewer_group
 
 
 def make_user(username: str, *, staff: bool = False, superuser: bool = False):

@@ -15,7 +15,6 @@ from django.db import connections
 from django.test import Client
 
 from endpoint.core.db import run_db
-from tests.api.conftest import api  # noqa: F401 - the ASGI client, with its per-loop cleanup
 from tests.factories import UserFactory
 
 PASSWORD = "correct horse battery staple"
@@ -71,7 +70,7 @@ class Browser:
 
 
 @pytest.fixture
-async def browser_for(api):  # noqa: F811
+async def browser_for(api):
     clients: list[httpx.AsyncClient] = []
 
     async def make(user) -> Browser:

@@ -22,7 +22,7 @@ from bittensor.sp_core import Keypair
 
 from endpoint.network.localnet import LocalSubnet, Miner, MinerBehaviour, default_incentives
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PATH = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "What is 1+1?"}]
 NEURON_FIELDS = {"uid", "hotkey", "coldkey", "axon", "incentive", "trust", "stake", "validator_permit", "active"}

@@ -20,7 +20,7 @@ from endpoint.network.metagraph import (
     load_snapshot,
     sync_metagraph,
 )
-from tests.network.chain_fixture import FakeSubstrate, metagraph_record
+from tests.endpoint.network.chain_fixture import FakeSubstrate, metagraph_record
 
 NETUID = 3
 
