@@ -23,7 +23,9 @@ def _haystack(neuron: Neuron) -> str:
 def search_neurons(query: str, *, limit: int = MAX_RESULTS) -> list[dict[str, Any]]:
     """Neurons of the configured subnet whose uid, description or tags hold
     every word of ``query`` (all of them for an empty query), serving ones
-    first, with their success rate and median latency over the last day."""
+    first, with their success rate and median latency over the last day
+    (calls cancelled because another miner answered first are counted in
+    ``requests`` and ``cancelled``, not in the rate)."""
     words = (query or "").lower().split()
     netuid = EndpointConfig.load().netuid
     # A subnet has at most a few thousand neurons: matching in Python keeps
@@ -43,6 +45,7 @@ def search_neurons(query: str, *, limit: int = MAX_RESULTS) -> list[dict[str, An
                 "tags": [str(t) for t in n.tags] if isinstance(n.tags, list) else [],
                 "serving": n.serving,
                 "requests": figures.get("requests", 0),
+                "cancelled": figures.get("cancelled", 0),
                 "success_rate": figures.get("success_rate"),
                 "p50_ms": figures.get("p50_ms"),
             }

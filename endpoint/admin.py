@@ -97,6 +97,7 @@ class NeuronAdmin(admin.ModelAdmin):
         "success_24h",
         "p50_24h",
         "calls_24h",
+        "cancelled_24h",
         "live_routing",
         "active",
         "validator_permit",
@@ -147,6 +148,11 @@ class NeuronAdmin(admin.ModelAdmin):
     @admin.display(description="calls 24h")
     def calls_24h(self, neuron: Neuron) -> int:
         return getattr(neuron, "stats_24h", {}).get("requests", 0)
+
+    @admin.display(description="cancelled 24h")
+    def cancelled_24h(self, neuron: Neuron) -> int:
+        """Calls stopped because another miner answered first: in the calls, not in the success rate."""
+        return getattr(neuron, "stats_24h", {}).get("cancelled", 0)
 
     @admin.display(description="live (best:N)")
     def live_routing(self, neuron: Neuron) -> str:

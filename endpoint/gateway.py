@@ -21,7 +21,6 @@ from endpoint.core.strategies import DEFAULT, Strategy, parse_strategy
 from endpoint.metrics import observe_call
 from endpoint.moderation import check_moderation
 from endpoint.network.dispatch import (
-    CANCELLED,
     Dispatch,
     DispatchOptions,
     StreamRace,
@@ -38,6 +37,7 @@ from endpoint.ratelimits import RateState, check_rate_limits, rules_for
 from keys.credits import Reservation, Settlement, areserve_credits
 from keys.models import ApiKey
 from keys.services import aauthenticate_key, parse_bearer
+from logs.models import CANCELLED
 from logs.services import MinerLog, RequestLog, write_request_log
 
 log = logging.getLogger(__name__)

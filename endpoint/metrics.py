@@ -31,7 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from endpoint.network.dispatch import CANCELLED
+from logs.models import CANCELLED
 from logs.services import RequestLog
 
 log = logging.getLogger(__name__)

@@ -115,9 +115,15 @@ class ReadOnlyMixin:
 class MinerResponseInline(ReadOnlyMixin, admin.TabularInline):
     model = MinerResponse
     extra = 0
-    fields = ("uid", "hotkey", "is_success", "status", "response_ms", "response", "error")
+    fields = ("uid", "hotkey", "result", "status", "response_ms", "response", "error")
     readonly_fields = fields
     ordering = ("uid",)
+
+    @admin.display(description="result")
+    def result(self, miner: MinerResponse) -> str:
+        # Not is_success's yes/no: a call cancelled because another miner
+        # answered first did not fail.
+        return miner.outcome
 
 
 @admin.register(Request)

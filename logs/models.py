@@ -3,6 +3,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+# The error of a miner call stopped because another miner answered first. It
+# neither succeeded nor failed: every figure leaves it out of the success
+# rate and counts it on its own. The gateway writes it; the figures read it.
+CANCELLED = "cancelled: another miner answered first"
+OUTCOMES = ("ok", "failed", "cancelled")  # MinerResponse.outcome
+
 
 class Request(models.Model):
     """One API call, whatever its outcome."""
@@ -50,4 +56,15 @@ class MinerResponse(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"uid {self.uid} {'ok' if self.is_success else 'failed'}"
+        return f"uid {self.uid} {self.outcome}"
+
+    @property
+    def outcome(self) -> str:
+        """``ok``, ``failed`` or ``cancelled``."""
+        if self.is_success:
+            return "ok"
+        return "cancelled" if self.error == CANCELLED else "failed"
+
+
+# The rows of cancelled calls, for a filter or a conditional aggregate.
+IS_CANCELLED = models.Q(is_success=False, error=CANCELLED)

@@ -30,7 +30,7 @@ from endpoint.core.db import run_db
 from endpoint.core.sql import column, columns, table
 from keys.credits import Settlement, apply_settlement, settle_sql_if
 
-from .models import MinerResponse, Request
+from .models import CANCELLED, MinerResponse, Request
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,10 @@ class RequestLog:
         ``owner=False``, its key and user): what is kept when the database
         refuses the full record."""
         note = "not logged: the database refused the record"
-        miners = [replace(m, response="", error=m.error and note) for m in self.miners]
+        # CANCELLED is ours, not a miner's text: kept, so the call still counts as neither.
+        miners = [
+            replace(m, response="", error=m.error if m.error == CANCELLED else m.error and note) for m in self.miners
+        ]
         kept = {} if owner else {"key_id": None, "user_id": None}
         return replace(self, messages=[], miners=miners, **kept)
 

@@ -17,7 +17,7 @@ from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from .models import MinerResponse, Request
+from .models import IS_CANCELLED, MinerResponse, Request
 
 WINDOWS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -150,37 +150,39 @@ def _miner_rows(since: datetime, now: datetime | None, group: tuple[str, ...]) -
     answers = MinerResponse.objects.filter(request__started_at__gte=since)
     if now is not None:
         answers = answers.filter(request__started_at__lte=now)
-    figures: dict[str, Any] = {"requests": Count("pk"), "successes": Count("pk", filter=Q(is_success=True))}
+    figures: dict[str, Any] = {
+        "requests": Count("pk"),
+        "successes": Count("pk", filter=Q(is_success=True)),
+        "cancelled": Count("pk", filter=IS_CANCELLED),
+    }
     if _has_percentiles():
-        figures["p50"] = PercentileCont("response_ms", 0.5)
+        # A cancelled call has no answer time (it was never waited for).
+        figures["p50"] = PercentileCont("response_ms", 0.5, filter=~IS_CANCELLED)
     return answers.values(*group).annotate(**figures)
+
+
+def _miner_figures(row: dict) -> dict:
+    """A miner's figures from its row: a cancelled call (another miner answered
+    first) neither succeeded nor failed, so the rate leaves it out; it is
+    counted in ``requests`` and on its own in ``cancelled``."""
+    return {
+        "requests": row["requests"],
+        "cancelled": row["cancelled"],
+        "success_rate": _rate(row["successes"], row["requests"] - row["cancelled"]),
+        "p50_ms": _round(row.get("p50")),
+    }
 
 
 def _top_miners(since: datetime, now: datetime) -> list[dict]:
     rows = _miner_rows(since, now, ("uid", "hotkey")).order_by("-requests", "uid")[:TOP]
-    return [
-        {
-            "uid": row["uid"],
-            "hotkey": row["hotkey"],
-            "requests": row["requests"],
-            "success_rate": _rate(row["successes"], row["requests"]),
-            "p50_ms": _round(row.get("p50")),
-        }
-        for row in rows
-    ]
+    return [{"uid": row["uid"], "hotkey": row["hotkey"], **_miner_figures(row)} for row in rows]
 
 
 def miner_stats(since: datetime) -> dict[str, dict]:
-    """hotkey -> its answers since ``since``: ``requests`` (miner calls),
-    ``success_rate`` and ``p50_ms`` (None without Postgres). One query."""
-    return {
-        row["hotkey"]: {
-            "requests": row["requests"],
-            "success_rate": _rate(row["successes"], row["requests"]),
-            "p50_ms": _round(row.get("p50")),
-        }
-        for row in _miner_rows(since, None, ("hotkey",)).order_by()
-    }
+    """hotkey -> its calls since ``since``: ``requests`` (miner calls, the
+    cancelled ones included), ``cancelled``, ``success_rate`` (None when
+    every call was cancelled) and ``p50_ms`` (None without Postgres). One query."""
+    return {row["hotkey"]: _miner_figures(row) for row in _miner_rows(since, None, ("hotkey",)).order_by()}
 
 
 _STEPS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}

@@ -24,7 +24,6 @@ from .minerstats import CallRecord
 from .protocol import MinerResult, MinerStream, open_miner_stream, query_miner
 from .routing import Route
 
-CANCELLED = "cancelled: another miner answered first"
 MIN_RETRY_SECONDS = 0.2  # a retry or hedge needs at least this much of the deadline left
 
 

@@ -135,7 +135,8 @@
     if (!n.requests) return "no calls in the last 24 h";
     const rate = n.success_rate === null ? "?" : Math.round(n.success_rate * 100) + "% ok";
     const p50 = n.p50_ms === null ? "" : " · p50 " + Math.round(n.p50_ms) + " ms";
-    return rate + p50 + " · " + n.requests + " calls";
+    const cancelled = n.cancelled ? " (" + n.cancelled + " cancelled)" : "";
+    return rate + p50 + " · " + n.requests + " calls" + cancelled;
   }
 
   function showNeurons(neurons) {

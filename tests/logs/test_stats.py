@@ -53,10 +53,17 @@ def test_top_miners_and_miner_stats(postgres, now):
     MinerResponseFactory(request=request, uid=4, hotkey="5Slow", is_success=False, response_ms=900)
 
     top = dashboard_stats("1h", now=now)["top_miners"]
-    assert top[0] == {"uid": 3, "hotkey": "5Fast", "requests": 3, "success_rate": pytest.approx(2 / 3), "p50_ms": 150.0}
+    assert top[0] == {
+        "uid": 3,
+        "hotkey": "5Fast",
+        "requests": 3,
+        "cancelled": 0,
+        "success_rate": pytest.approx(2 / 3),
+        "p50_ms": 150.0,
+    }
 
     by_hotkey = miner_stats(now - timedelta(hours=24))
-    assert by_hotkey["5Slow"] == {"requests": 1, "success_rate": 0.0, "p50_ms": 900.0}
+    assert by_hotkey["5Slow"] == {"requests": 1, "cancelled": 0, "success_rate": 0.0, "p50_ms": 900.0}
 
 
 def test_empty_log_and_unknown_window(postgres):

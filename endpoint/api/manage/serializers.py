@@ -14,7 +14,7 @@ from endpoint.core.strategies import normalize_strategy
 from keys.expiry import HINT as EXPIRY_HINT
 from keys.expiry import parse_valid_until
 from keys.models import ApiKey
-from logs.models import MinerResponse, Request
+from logs.models import OUTCOMES, MinerResponse, Request
 from logs.queries import first_prompt
 
 UNLIMITED = -1
@@ -263,9 +263,15 @@ class ResponderSerializer(serializers.ModelSerializer):
 
 
 class MinerResponseSerializer(serializers.ModelSerializer):
+    outcome = serializers.ChoiceField(
+        choices=OUTCOMES,
+        read_only=True,
+        help_text="ok, failed, or cancelled: stopped because another miner answered first (not a failure).",
+    )
+
     class Meta:
         model = MinerResponse
-        fields = ("uid", "hotkey", "is_success", "status", "response_ms", "response", "error")
+        fields = ("uid", "hotkey", "is_success", "outcome", "status", "response_ms", "response", "error")
         read_only_fields = fields
 
 
@@ -400,8 +406,11 @@ class StatsKeyRowSerializer(serializers.Serializer):
 class StatsMinerRowSerializer(serializers.Serializer):
     uid = serializers.IntegerField()
     hotkey = serializers.CharField()
-    requests = serializers.IntegerField(help_text="Times the miner was queried.")
-    success_rate = serializers.FloatField(allow_null=True)
+    requests = serializers.IntegerField(help_text="Times the miner was queried, the cancelled calls included.")
+    cancelled = serializers.IntegerField(help_text="Calls stopped because another miner answered first.")
+    success_rate = serializers.FloatField(
+        allow_null=True, help_text="Successes over successes and failures: cancelled calls are neither."
+    )
     p50_ms = serializers.FloatField(allow_null=True, help_text="Median answer time; null without Postgres.")
 
 

@@ -32,7 +32,7 @@ def test_neuron_list_shows_success_and_latency_of_the_last_day(console):
     response = console.get(NEURONS)
 
     rows = {n.uid: n.stats_24h for n in response.context["cl"].result_list}
-    assert rows[0] == {"requests": 2, "success_rate": 0.5, "p50_ms": 200.0}
+    assert rows[0] == {"requests": 2, "cancelled": 0, "success_rate": 0.5, "p50_ms": 200.0}
     assert rows[1] == {}
     assert "50.0%" in response.text
     assert "200 ms" in response.text

@@ -30,7 +30,9 @@ def test_stats_over_the_last_hour(admin_api, day_of_traffic):
     assert (body["window"], body["bucket"]) == ("1h", "minute")
     assert (body["requests"], body["successes"], body["success_rate"], body["credits_spent"]) == (4, 4, 1.0, 4)
     assert (body["p50_ms"], body["p95_ms"]) == (250.0, 385.0)
-    assert body["top_miners"] == [{"uid": 3, "hotkey": "5Miner3", "requests": 4, "success_rate": 1.0, "p50_ms": 50.0}]
+    assert body["top_miners"] == [
+        {"uid": 3, "hotkey": "5Miner3", "requests": 4, "cancelled": 0, "success_rate": 1.0, "p50_ms": 50.0}
+    ]
     assert body["top_keys"][0]["prefix"] == day_of_traffic.prefix
     assert sum(point["requests"] for point in body["series"]) == 4
 
