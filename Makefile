@@ -46,4 +46,4 @@ bench: install
 	$(SERVICES_ENV) $(PY) -m pytest tests/bench -s -p no:cacheprovider
 
 run: install
-	$(SERVICES_ENV) PORT=$(PORT) MINERS=$(MINERS) MINER_PORT=$(MINER_PORT) bash bin/run-local
+	$(SERVICES_ENV) PORT=$(PORT) MINERS=$(MINERS) MINER_PORT=$(MINER_PORT) RESET=$(RESET) bash bin/run-local

@@ -1,20 +1,27 @@
 """Set the endpoint up for a local subnet and print a demo key and an admin
-login (used by `make run`)."""
+login (used by `make run`). The key and the password are kept in
+var/demo.json (readable by its owner only) and reused on the next run, so a
+restart doesn't orphan the requests logged under the old key; `--reset`
+(`make run RESET=1`) makes new ones, disabling the old key rather than
+deleting it."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 from pathlib import Path
 
 from bittensor.sp_core import Keypair
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
 
 from endpoint.core.commands import OperatorCommand
 from endpoint.core.config import do_set_config
 from endpoint.core.models import EndpointConfig
 from endpoint.network.metagraph import sync_metagraph
-from keys.models import ApiKey
-from keys.services import do_create_key
+from keys.models import ApiKey, hash_secret
+from keys.services import do_create_key, do_edit_key
 
 DEMO_KEY_NAME = "demo (make run)"
 
@@ -26,8 +33,11 @@ class Command(OperatorCommand):
         parser.add_argument("--metagraph", required=True, help="Snapshot written by `manage.py localnet`.")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="Where the server will listen.")
         parser.add_argument("--credits", type=int, default=1000)
+        parser.add_argument("--reset", action="store_true", help="A new demo key and admin password.")
+        kept_in = str(settings.VAR_DIR / "demo.json")
+        parser.add_argument("--state", default=kept_in, help="Where the key and password are kept between runs.")
 
-    def handle(self, *args, metagraph: str, url: str, credits: int, **options):
+    def handle(self, *args, metagraph: str, url: str, credits: int, reset: bool, **options):
         do_set_config("network", "local")
         do_set_config("metagraph_source", "file")
         do_set_config("metagraph_file", str(Path(metagraph).resolve()))
@@ -36,23 +46,49 @@ class Command(OperatorCommand):
             do_set_config("hotkey_mnemonic", Keypair.generate_mnemonic(12))
         result = sync_metagraph()
 
-        ApiKey.objects.filter(name=DEMO_KEY_NAME).delete()
-        demo = do_create_key(name=DEMO_KEY_NAME, credits=credits)
-        password = secrets.token_urlsafe(12)
-        User = get_user_model()
-        admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
-        admin.is_staff = admin.is_superuser = True
-        admin.set_password(password)
-        admin.save()
+        state = Path(options["state"])
+        kept = None if reset else _kept(state)
+        if kept is None:
+            for old in ApiKey.objects.filter(name=DEMO_KEY_NAME, enabled=True):
+                do_edit_key(old, enabled=False)  # kept: its requests stay attributed
+            raw, password = do_create_key(name=DEMO_KEY_NAME, credits=credits).raw, secrets.token_urlsafe(12)
+            User = get_user_model()
+            admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
+            admin.is_staff = admin.is_superuser = True
+            admin.set_password(password)
+            admin.save()
+            _keep(state, raw, password)
+            what = f"{credits} credits, shown once"
+        else:
+            raw, password = kept
+            what = "kept from the last run; `make run RESET=1` for a new one"
 
         self.stdout.write(
             f"Local subnet: {result.created + result.updated} miners on netuid {result.netuid}.\n\n"
-            f"Demo API key ({credits} credits, shown once): {demo.raw}\n"
+            f"Demo API key ({what}): {raw}\n"
             f"Admin: {url}/admin/  user admin  password {password}\n\n"
             "Try it:\n"
             f"curl {url}/chat \\\n"
             '  -H "Content-Type: application/json" \\\n'
-            f'  -H "Authorization: Bearer {demo.raw}" \\\n'
+            f'  -H "Authorization: Bearer {raw}" \\\n'
             '  -H "Endpoint-Version: 2023-05-19" \\\n'
             """  -d '{"messages": [{"role": "user", "content": "What is 1+1?"}], "top_n": 3}'\n"""
         )
+
+
+def _kept(state: Path) -> tuple[str, str] | None:
+    """The last run's key and password, if both still work."""
+    try:
+        saved = json.loads(state.read_text())
+        raw, password = saved["key"], saved["password"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    usable = ApiKey.objects.filter(secret_hash=hash_secret(raw), name=DEMO_KEY_NAME, enabled=True).exists()
+    return (raw, password) if usable and authenticate(username="admin", password=password) else None
+
+
+def _keep(state: Path, raw: str, password: str) -> None:
+    state.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"key": raw, "password": password}, out)

@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from endpoint.core.models import EndpointConfig
 from endpoint.network.metagraph import forget_directory
+from keys.models import ApiKey, hash_secret
 
 from .conftest import HELLO
 
@@ -24,7 +25,8 @@ async def test_demo_key_and_admin_login_work(subnet, tmp_path, api):
     out = io.StringIO()
     subnet.reset()
     forget_directory()
-    await run_db(call_command, "setup_demo", "--metagraph", str(snapshot), stdout=out)
+    state = str(tmp_path / "demo.json")
+    await run_db(call_command, "setup_demo", "--metagraph", str(snapshot), "--state", state, stdout=out)
     printed = out.getvalue()
     raw = re.search(r"shown once\): (vep_\S+)", printed).group(1)
     password = re.search(r"user admin\s+password (\S+)", printed).group(1)
@@ -37,3 +39,24 @@ async def test_demo_key_and_admin_login_work(subnet, tmp_path, api):
     assert r.status_code == 200
     assert r.json()["choices"][0]["message"]["content"].endswith("What is 1+1?")
     assert await run_db(authenticate, username="admin", password=password) is not None
+
+
+async def test_the_next_run_keeps_the_key_and_login_unless_reset(subnet, tmp_path):
+    from endpoint.core.db import run_db
+
+    snapshot, state = str(subnet.write_snapshot(tmp_path / "metagraph.json")), str(tmp_path / "demo.json")
+
+    async def setup(*extra: str) -> tuple[str, str]:
+        out = io.StringIO()
+        await run_db(call_command, "setup_demo", "--metagraph", snapshot, "--state", state, *extra, stdout=out)
+        printed = out.getvalue()
+        return re.search(r"\): (vep_\S+)", printed).group(1), re.search(r"password (\S+)", printed).group(1)
+
+    first = await setup()
+    assert await setup() == first  # a restart: the same key, still valid, and the same login
+    assert oct((tmp_path / "demo.json").stat().st_mode & 0o777) == "0o600"
+    fresh = await setup("--reset")
+    assert fresh[0] != first[0] and fresh[1] != first[1]
+    old = await run_db(lambda: ApiKey.objects.get(secret_hash=hash_secret(first[0])))
+    assert not old.enabled  # disabled, not deleted: its requests keep their key
+    assert await run_db(authenticate, username="admin", password=fresh[1]) is not None
