@@ -86,6 +86,9 @@ async def sse_events(call: GatewayCall, model: str, stream: ChatStream) -> Async
             event["bittensor"] = {"uid": stream.winner.uid, "hotkey": stream.winner.hotkey, "failed": failed}
             first = False
         yield b"data: " + orjson.dumps(event) + b"\n\n"
+    if stream.error:  # as OpenAI ends a stream that fails midway
+        error = {"message": stream.error, "type": "api_error", "code": stream.error_code}
+        yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
     yield b"data: [DONE]\n\n"
 
 

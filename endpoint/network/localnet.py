@@ -38,6 +38,8 @@ from bittensor.sp_core import Keypair
 log = logging.getLogger(__name__)
 
 MODES = ("ok", "error", "hang", "reset", "garbage", "huge", "drip", "empty")
+# How a streamed answer goes wrong after its first content.
+STREAM_FAULTS = ("", "reset", "garbage", "long_line", "drip")
 HUGE_BYTES = 20 * 1024 * 1024
 HUGE_CHUNK = b"x" * (256 * 1024)
 DRIP_INTERVAL = 1.0
@@ -61,10 +63,13 @@ class MinerBehaviour:
     stall_rate: float = 0.0  # chance that a call waits ``stall`` seconds more (tail-latency tests)
     stall: float = 0.0
     require_auth: bool = True  # False: answer unsigned requests too (for clients without btauth/1, e.g. LiteLLM)
+    stream_fault: str = ""  # one of STREAM_FAULTS: what a stream does after its first content
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown miner mode {self.mode!r}; known: {', '.join(MODES)}")
+        if self.stream_fault not in STREAM_FAULTS:
+            raise ValueError(f"unknown stream fault {self.stream_fault!r}; known: {', '.join(STREAM_FAULTS)}")
         if self.latency < 0 or self.jitter < 0:
             raise ValueError("latency and jitter must not be negative")
         if not 0.0 <= self.failure_rate <= 1.0:
@@ -242,15 +247,36 @@ def _stream_events(body: dict[str, Any], text: str) -> list[bytes]:
     return events
 
 
-async def _send_stream(request: web.BaseRequest, events: list[bytes], chunk_delay: float = 0.0) -> web.StreamResponse:
+async def _send_stream(
+    request: web.BaseRequest, events: list[bytes], chunk_delay: float = 0.0, fault: str = ""
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     for i, piece in enumerate(events):
+        if fault and i == 2:  # role and first content are out: now go wrong
+            return await _stream_fault(request, response, fault, events[1], chunk_delay)
         if chunk_delay and i > 1:  # role and first content go out at once, the rest trickle
             await asyncio.sleep(chunk_delay)
         await response.write(piece)
     await response.write_eof()
     return response
+
+
+async def _stream_fault(
+    request: web.BaseRequest, response: web.StreamResponse, fault: str, content: bytes, every: float
+) -> web.StreamResponse:
+    if fault == "reset":
+        return await _reset_connection(request)
+    if fault == "garbage":
+        await response.write(b"data: {this is not json\n\n")
+    elif fault == "long_line":
+        await response.write(b"data: " + b"x" * (1024 * 1024))  # no end of line for a MiB
+    elif fault == "drip":
+        with contextlib.suppress(ConnectionError):
+            while True:  # content, forever, never a pause long enough to look idle
+                await asyncio.sleep(every or DRIP_INTERVAL)
+                await response.write(content)
+    return await _wait_for_cancellation()
 
 
 async def _send_flood(request: web.BaseRequest) -> web.StreamResponse:
@@ -389,7 +415,8 @@ class LocalSubnet:
             return await self._forward(request, behaviour, raw, body)
         text = "" if mode == "empty" else miner.answer_text(body["messages"])
         if body.get("stream") is True:
-            return await _send_stream(request, _stream_events(body, text), behaviour.chunk_delay)
+            events = _stream_events(body, text)
+            return await _send_stream(request, events, behaviour.chunk_delay, behaviour.stream_fault)
         return _json_response(_completion(body, text))
 
     async def _forward(

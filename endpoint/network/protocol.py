@@ -61,6 +61,10 @@ class MinerResult:
         }
 
 
+# How a miner's connection can break (aiohttp's LineTooLong is an
+# HttpProcessingError, neither a ClientError nor a ValueError).
+BROKEN = (aiohttp.ClientError, aiohttp.http_exceptions.HttpProcessingError, OSError, ValueError)
+
 # One session per event loop: a client session is bound to the loop it was made on.
 _sessions: PerLoop[None, aiohttp.ClientSession] = PerLoop()
 
@@ -199,7 +203,7 @@ async def query_miner(
             result = await _post(url, path, payload, keypair, neuron, timeout)
     except MinerFailure as exc:
         result = MinerResult(neuron.uid, neuron.hotkey, False, error=str(exc), status=exc.status)
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+    except (TimeoutError, *BROKEN) as exc:
         result = MinerResult(neuron.uid, neuron.hotkey, False, error=_describe(exc, timeout))
     result.response_ms = (time.perf_counter() - started) * 1000
     if not result.ok:
@@ -238,18 +242,33 @@ def delta_text(chunk: dict[str, Any]) -> str:
     return text if isinstance(text, str) else ""
 
 
-async def _sse_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: float):
-    """Chunk dicts from an SSE body; a plain JSON completion becomes one chunk."""
+async def _sse_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: float, deadline: float | None = None):
+    """Chunk dicts from an SSE body; a plain JSON completion becomes one chunk.
+
+    Every way a miner can fail mid-answer ends in a MinerFailure naming it: a
+    broken connection, invalid JSON, an over-long answer, a pause longer
+    than ``idle_timeout``, or not finishing by ``deadline`` (loop time: the
+    request's own timeout bounds the whole answer)."""
     if resp.content_type == "application/json":
         answer = orjson.loads(await _read_capped(resp, cap))
         content = _content_of(answer)
         yield {"choices": [{"index": 0, "delta": {"role": "assistant", "content": content}, "finish_reason": None}]}
         yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         return
+    loop = asyncio.get_running_loop()
     size = 0
     while True:
-        async with asyncio.timeout(idle_timeout):
-            line = await resp.content.readline()
+        wait = idle_timeout if deadline is None else min(idle_timeout, deadline - loop.time())
+        try:
+            async with asyncio.timeout(max(0.0, wait)):
+                line = await resp.content.readline()
+        except TimeoutError:
+            late = deadline is not None and loop.time() >= deadline
+            raise MinerFailure(
+                "miner did not finish within the timeout" if late else "miner stopped streaming", resp.status
+            ) from None
+        except BROKEN as exc:
+            raise MinerFailure(f"miner's stream broke off ({type(exc).__name__})", resp.status) from None
         if not line:
             return
         size += len(line)
@@ -288,11 +307,12 @@ async def open_miner_stream(
     if url is None:
         raise MinerFailure("miner is not active on the subnet")
     resp: aiohttp.ClientResponse | None = None
+    deadline = asyncio.get_running_loop().time() + timeout  # for the whole answer, not each line
     try:
         async with asyncio.timeout(timeout):
-            # No total timeout on the connection: the stream outlives ``timeout``.
+            # No total timeout on the connection: the chunks enforce ``deadline``.
             resp = await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, total=None)
-            chunks = _sse_chunks(resp, settings.MAX_MINER_RESPONSE_BYTES, idle_timeout=timeout)
+            chunks = _sse_chunks(resp, settings.MAX_MINER_RESPONSE_BYTES, idle_timeout=timeout, deadline=deadline)
             opening: list[dict[str, Any]] = []
             async for chunk in chunks:
                 opening.append(chunk)
@@ -304,7 +324,7 @@ async def open_miner_stream(
         if resp is not None:
             resp.close()
         raise
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+    except (TimeoutError, *BROKEN) as exc:
         if resp is not None:
             resp.close()
         raise MinerFailure(_describe(exc, timeout)) from None
