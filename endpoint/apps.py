@@ -23,8 +23,9 @@ class EndpointConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from endpoint.core.config import config_saved
+        from endpoint.core.config import config_saved, forget_runtime_config
         from endpoint.core.encryption import reencrypt_on_save
+        from endpoint.core.invalidation import on_change
 
         request_finished.connect(close_page_connections, dispatch_uid="endpoint.close_page_connections")
         # A config save: its secrets re-encrypted with the current key before,
@@ -32,3 +33,4 @@ class EndpointConfig(AppConfig):
         config = self.get_model("EndpointConfig")
         pre_save.connect(reencrypt_on_save, sender=config, dispatch_uid="endpoint.reencrypt_on_save")
         post_save.connect(config_saved, sender=config, dispatch_uid="endpoint.config_saved")
+        on_change("config", forget_runtime_config)

@@ -114,9 +114,10 @@ def is_gateway_path(path: str) -> bool:
 
 async def lifespan(receive, send) -> None:
     from endpoint.core.asyncdb import close_pool, open_pool
+    from endpoint.core.invalidation import listen
     from endpoint.core.redis_clients import close_async_redis
 
-    trimmer = None
+    trimmer = listener = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -125,10 +126,12 @@ async def lifespan(receive, send) -> None:
             except Exception as exc:  # the server must still start; calls then use DB threads
                 logging.getLogger(__name__).error("could not open the event-loop DB pool: %s", exc)
             trimmer = asyncio.create_task(heap.requests.watch())
+            listener = asyncio.create_task(listen())  # edits made by other processes
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            if trimmer is not None:
-                trimmer.cancel()
+            for task in (trimmer, listener):
+                if task is not None:
+                    task.cancel()
             await close_pool()
             await close_async_redis()
             await send({"type": "lifespan.shutdown.complete"})

@@ -28,6 +28,7 @@ from endpoint.network.dispatch import (
     race_streams,
     resolve_neurons,
     worst_case_answers,
+    worst_case_seconds,
 )
 from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
 from endpoint.network.protocol import MinerResult, MinerStream, delta_text
@@ -99,7 +100,7 @@ class GatewayCall:
         self.started = time.perf_counter()
         self.handed_off = False
         self.settlement: Settlement | None = None  # applied with the log, in one statement
-        self.early_log: asyncio.Future | None = None
+        self.logged_early = False  # a stream's log was written (or tried) from its first content
         self.rate_state: RateState | None = None
         self.log = RequestLog(route=route, started_at=timezone.now(), client_ip=request.META.get("REMOTE_ADDR"))
 
@@ -118,20 +119,21 @@ class GatewayCall:
             self.log.status, self.log.api_error = exc.status, exc.code
         elif isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
             self.log.status, self.log.api_error = 499, "ClientClosedRequest"
+        elif (unavailable := errors.from_database(exc)) is not None:
+            self.log.status, self.log.api_error = unavailable.status, unavailable.code
         elif exc is not None:
             self.log.status, self.log.api_error = 500, "InternalError"
         self.log.elapsed_ms = (time.perf_counter() - self.started) * 1000
         try:
             observe_call(self.log)
-            if self.early_log is not None:
-                await asyncio.wait([self.early_log])
-                if not self.early_log.cancelled() and self.early_log.exception() is not None:
-                    log.warning("the early log of %s failed; writing the final one", self.log.id)
             # A rewrite applies the settlement only if the early record never landed.
-            replace = self.early_log is not None
-            await asyncio.shield(write_request_log(self.log, self.settlement, replace=replace))
-        except Exception:
+            await asyncio.shield(write_request_log(self.log, self.settlement, replace=self.logged_early))
+        except Exception as failure:
             log.exception("could not write the request log %s", self.log.id)
+            if exc is None and not self.handed_off:
+                # No answer goes out unlogged and uncharged: the client is told
+                # to retry, and the sweeper gives the held credits back.
+                raise errors.DatabaseUnavailable() from failure
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
         """The caller's key, counted against its rate limits (429 before anything is held or sent)."""
@@ -175,13 +177,23 @@ class GatewayCall:
         )
         return Plan(config, directory, keypair, neurons, options, route)
 
-    def log_early(self) -> None:
-        """Write the log as it stands now, in the background; ``finish``
-        replaces it with the final state. A stream does this once its first
-        content is out and charged, so a crash mid-stream can't lose the
-        record of a charged answer."""
+    async def log_early(self) -> bool:
+        """Write the log and the charge as they stand now; ``finish`` replaces
+        the log with the final state. A stream does this once its first
+        content is out, before relaying the rest, so no answer goes on
+        unrecorded: if the database can't take it, the call is not charged
+        (False) and the stream ends there."""
         entry = replace(self.log, miners=list(self.log.miners), elapsed_ms=(time.perf_counter() - self.started) * 1000)
-        self.early_log = asyncio.ensure_future(write_request_log(entry, self.settlement))
+        self.logged_early = True
+        try:
+            await asyncio.shield(write_request_log(entry, self.settlement))
+            return True
+        except Exception:
+            log.exception("could not write the early log of %s; the stream ends uncharged", self.log.id)
+            settlement = self.settlement
+            self.settlement = Settlement(settlement.reservation, 0, settlement.miner_calls)
+            self.log.credits_charged = 0
+            return False
 
     def settle(self, reservation: Reservation, used: int, miner_calls: int) -> None:
         """Settle the hold, once per call: what it cost is known now; the
@@ -192,10 +204,16 @@ class GatewayCall:
         self.settlement = Settlement(reservation, used, miner_calls)
         self.log.credits_charged = self.settlement.cost
 
+    async def hold(self, key: ApiKey, credits: int, plan: Plan) -> Reservation:
+        """Hold the call's credits until it settles, or until the sweeper
+        gives them back once the call can no longer be running."""
+        seconds = worst_case_seconds(plan.options)
+        return await areserve_credits(key, credits, request_id=self.log.id, seconds=seconds)
+
     async def answer(self, key: ApiKey, prompt: Prompt) -> Dispatch:
         plan = await self.plan(key, prompt)
         cost = plan.config.cost_per_answer
-        reservation = await areserve_credits(key, cost * worst_case_answers(plan.neurons, plan.options))
+        reservation = await self.hold(key, cost * worst_case_answers(plan.neurons, plan.options), plan)
         outcome = Dispatch()
         try:
             outcome = await dispatch(plan.neurons, prompt.payload(), plan.options, **plan.miner_kwargs)
@@ -210,7 +228,7 @@ class GatewayCall:
         """Race the miners to a first content chunk; 502 if none gets there."""
         plan = await self.plan(key, prompt)
         cost = plan.config.cost_per_answer
-        reservation = await areserve_credits(key, cost)
+        reservation = await self.hold(key, cost, plan)
         race = StreamRace()
         try:
             race = await race_streams(plan.neurons, prompt.payload(stream=True), plan.options, **plan.miner_kwargs)
@@ -225,8 +243,13 @@ class GatewayCall:
 
 
 class ChatStream:
-    """The winning miner's chunks, relayed; the call is charged once the first
-    content has been handed to the server, and logged when the stream ends."""
+    """The winning miner's chunks, relayed. Once the first content has been
+    handed to the server, the call is charged and logged (both written
+    before the rest is relayed) and the log is completed when the stream
+    ends. A miner that fails after that (a broken connection, invalid JSON,
+    an over-long answer, the request's timeout) ends the stream with an
+    error (``error``/``error_code``, for the client) and is logged as that
+    miner's failure; the answer stays charged, as content was delivered."""
 
     def __init__(self, call: GatewayCall, race: StreamRace, reservation: Reservation, cost: int) -> None:
         self.call = call
@@ -235,7 +258,8 @@ class ChatStream:
         self.reservation = reservation
         self.cost = cost
         self.text: list[str] = []
-        self.error = ""
+        self.error = self.error_code = ""  # why the stream ended early, for the client
+        self.miner_error = ""  # what the miner did, for the log
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         call, winner = self.call, self.winner
@@ -249,14 +273,16 @@ class ChatStream:
             opening = MinerResult(winner.uid, winner.hotkey, True, content=winner.content)
             opening.response_ms = winner.response_ms
             call.log.miners = _miner_logs([opening, *self.race.failures], self.race.cancelled)
-            call.log_early()
+            if not await call.log_early():
+                self.error, self.error_code = errors.DatabaseUnavailable.detail, errors.DatabaseUnavailable.code
+                return
             async for chunk in winner.rest:
                 self.text.append(delta_text(chunk))
                 yield chunk
         except MinerFailure as failure:
-            self.error = str(failure)  # the answer was cut short; what was sent stays sent
-        except TimeoutError:
-            self.error = "miner stopped streaming before the end"
+            # The answer was cut short; what was sent stays sent (and charged).
+            self.miner_error = self.error = str(failure)
+            self.error_code = "MinerStreamFailed"
         except BaseException as raised:
             exc = raised
             raise
@@ -265,7 +291,7 @@ class ChatStream:
             if call.settlement is None:
                 call.settle(self.reservation, 0, miner_calls)
             content = winner.content + "".join(self.text)
-            answered = MinerResult(winner.uid, winner.hotkey, True, content=content, error=self.error)
+            answered = MinerResult(winner.uid, winner.hotkey, True, content=content, error=self.miner_error)
             answered.response_ms = winner.response_ms
             call.log.miners = _miner_logs([answered, *self.race.failures], self.race.cancelled)
             await call.finish(exc)

@@ -295,7 +295,11 @@ LOGGING = {
 METAGRAPH_SYNC_SECONDS = env.int("METAGRAPH_SYNC_SECONDS", default=300)
 LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=90)
 BEAT_TICK_SECONDS = env.int("BEAT_TICK_SECONDS", default=30)
+# A call's credits are held until it settles; a hold nobody settles (a server
+# killed mid-call) is released this long after the call's own timeout.
+HOLD_GRACE_SECONDS = env.int("HOLD_GRACE_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
+    "release-abandoned-holds": {"task": "logs.release_abandoned_calls", "schedule": 60},
     "sync-metagraph": {"task": "endpoint.sync_metagraph_when_due", "schedule": BEAT_TICK_SECONDS},
     "purge-request-logs": {"task": "logs.purge_request_logs", "schedule": 3600},
 }

@@ -8,6 +8,7 @@ from endpoint.metrics import metrics_view
 
 # Unknown URLs under /v1/, /chat and /api/ answer JSON (endpoint.api.errors).
 handler404 = "endpoint.api.errors.not_found"
+handler500 = "endpoint.api.errors.server_error"
 
 urlpatterns = [
     path("chat", chat.ChatView.as_view(), name="chat"),

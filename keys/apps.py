@@ -8,8 +8,11 @@ class KeysConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from .models import ApiKey
-        from .services import forget_authenticated_keys
+        from endpoint.core.invalidation import on_change
 
-        post_save.connect(forget_authenticated_keys, sender=ApiKey, dispatch_uid="keys-auth-cache-save")
-        post_delete.connect(forget_authenticated_keys, sender=ApiKey, dispatch_uid="keys-auth-cache-delete")
+        from .models import ApiKey
+        from .services import forget_authenticated_keys, key_changed
+
+        on_change("key", forget_authenticated_keys)
+        post_save.connect(key_changed, sender=ApiKey, dispatch_uid="keys-changed-save")
+        post_delete.connect(key_changed, sender=ApiKey, dispatch_uid="keys-changed-delete")

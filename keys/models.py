@@ -71,3 +71,49 @@ class ApiKey(models.Model):
     @property
     def unlimited(self) -> bool:
         return self.credits is None
+
+
+class CreditEntry(models.Model):
+    """One movement of a key's credits. A limited key's balance is always the
+    sum of its entries (``manage.py credits audit`` checks it). Rows are only
+    ever added: never changed, never deleted, not even with their key, so
+    every movement stays accounted for.
+
+    A call holds credits (``hold``, negative, with a deadline) and ends the
+    hold once: ``settle`` gives back what the answer didn't use, or, for a
+    hold nobody settled by its deadline (a crashed server), the sweeper's
+    ``release`` gives it all back. ``ends`` is unique, so a hold ends once."""
+
+    OPENING, GRANT, TOPUP, ADJUST = "opening", "grant", "topup", "adjust"
+    HOLD, SETTLE, RELEASE, TRANSFER = "hold", "settle", "release", "transfer"
+    KINDS = [
+        (OPENING, "opening balance"),
+        (GRANT, "grant"),
+        (TOPUP, "top-up"),
+        (ADJUST, "adjustment"),
+        (HOLD, "hold"),
+        (SETTLE, "settle"),
+        (RELEASE, "release"),
+        (TRANSFER, "transfer"),
+    ]
+
+    key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, db_constraint=False, related_name="credit_entries")
+    kind = models.CharField(max_length=16, choices=KINDS)
+    amount = models.BigIntegerField(help_text="Credits given to the key (negative: taken).")
+    request_id = models.UUIDField(null=True, blank=True, db_index=True, help_text="The call a hold is for.")
+    ends = models.UUIDField(null=True, blank=True, unique=True, help_text="The call whose hold this ends.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="A hold's deadline.")
+    actor = models.CharField(max_length=150, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "credit entry"
+        verbose_name_plural = "credit entries"
+        indexes = [
+            models.Index(fields=["key", "id"], name="creditentry_key"),
+            models.Index(fields=["expires_at"], condition=Q(kind="hold"), name="creditentry_holds"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} on key {self.key_id}"

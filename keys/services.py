@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 
 from endpoint.core import errors
 from endpoint.core.db import run_db
 from endpoint.core.errors import KeyInputError
+from endpoint.core.invalidation import announce
 from endpoint.core.strategies import normalize_strategy
 
-from .models import KEY_PREFIX, PREFIX_LENGTH, ApiKey, hash_secret
+from .credits import record_entry, record_new_balance
+from .models import KEY_PREFIX, PREFIX_LENGTH, ApiKey, CreditEntry, hash_secret
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +60,18 @@ def do_create_key(
 ) -> NewKey:
     strategy = _check_fields(credits, default_strategy) or ""
     raw = generate_raw_key()
-    key = ApiKey.objects.create(
-        name=name,
-        prefix=raw[:PREFIX_LENGTH],
-        secret_hash=hash_secret(raw),
-        owner=owner,
-        enabled=enabled,
-        expires_at=expires_at,
-        credits=credits,
-        default_strategy=strategy,
-    )
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            name=name,
+            prefix=raw[:PREFIX_LENGTH],
+            secret_hash=hash_secret(raw),
+            owner=owner,
+            enabled=enabled,
+            expires_at=expires_at,
+            credits=credits,
+            default_strategy=strategy,
+        )
+        record_entry(key, CreditEntry.GRANT, credits or 0, reason="the key's first credits")
     return NewKey(key=key, raw=raw)
 
 
@@ -84,7 +89,14 @@ def do_edit_key(key: ApiKey, **changes) -> ApiKey:
         raise KeyInputError("request count must be 0 or more")
     for field, value in changes.items():
         setattr(key, field, value)
-    key.save(update_fields=list(changes) or None)
+    if "credits" not in changes:
+        key.save(update_fields=list(changes) or None)
+        return key
+    with transaction.atomic():
+        # Locked, so no hold or settlement lands between the ledger's sum and the new balance.
+        ApiKey.objects.select_for_update().filter(pk=key.pk).exists()
+        key.save(update_fields=list(changes))
+        record_new_balance(key, changes["credits"], reason="balance set")
     return key
 
 
@@ -114,9 +126,10 @@ def parse_bearer(header: str | None) -> str:
 # --- the hot path -----------------------------------------------------------------
 # Authentication is served from a short-lived in-process cache: a key lookup
 # costs a DB round trip plus a thread hop, on every call. Saving or deleting a
-# key clears this process's cache at once; other processes see the change
-# within AUTH_CACHE_SECONDS. Credits are never cached: reservations always go
-# to the database.
+# key drops its copy in every process when the edit commits
+# (endpoint.core.invalidation); AUTH_CACHE_SECONDS is a safety net only.
+# Credits, and whether a key has a limit at all, are never cached: the hold
+# reads them.
 
 _auth_cache: dict[str, tuple[float, ApiKey]] = {}
 _AUTH_CACHE_MAX = 10_000
@@ -137,14 +150,30 @@ async def aauthenticate_key(raw_key: str) -> ApiKey:
     hit = _auth_cache.get(digest)
     if hit is not None and time.monotonic() - hit[0] < settings.AUTH_CACHE_SECONDS:
         return _usable(hit[1])
+    generation = _forgotten
     key = await run_db(lambda: ApiKey.objects.filter(secret_hash=digest).first())
     if key is None:
         raise errors.APIKeyInvalid()
     if len(_auth_cache) >= _AUTH_CACHE_MAX:
         _auth_cache.clear()
-    _auth_cache[digest] = (time.monotonic(), key)
+    if generation == _forgotten:  # not edited while it was read: the copy is current
+        _auth_cache[digest] = (time.monotonic(), key)
     return _usable(key)
 
 
-def forget_authenticated_keys(**_: object) -> None:
-    _auth_cache.clear()
+_forgotten = 0  # how many times the cache was dropped
+
+
+def forget_authenticated_keys(digest: str = "") -> None:
+    """Drop the copy of the key with this secret hash (all copies without one)."""
+    global _forgotten
+    _forgotten += 1
+    if digest:
+        _auth_cache.pop(digest, None)
+    else:
+        _auth_cache.clear()
+
+
+def key_changed(instance: ApiKey, **_: object) -> None:
+    """A key was saved or deleted: every process forgets its copy (see endpoint.core.invalidation)."""
+    announce("key", instance.secret_hash)

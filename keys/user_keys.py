@@ -6,12 +6,11 @@ chat account's key), so this app needs nothing of the chat's."""
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import F
 
 from endpoint.core.errors import KeyInputError
 from endpoint.core.typed_text import checked_text
 
-from .credits import reserve_credits
+from .credits import do_transfer_credits
 from .models import ApiKey
 from .services import NewKey, do_create_key, do_edit_key
 
@@ -33,17 +32,16 @@ def do_create_user_key(user, name: str, credits: int, *, balance: ApiKey) -> New
     if not 0 <= credits <= MAX_KEY_CREDITS:
         raise KeyInputError(f"Credits must be a whole number from 0 to {MAX_KEY_CREDITS}.")
     with transaction.atomic():
-        if credits:
-            reserve_credits(balance, credits)  # APIKeyNotEnoughCredits when short
-        return do_create_key(name=name, credits=credits, owner=user)
+        new = do_create_key(name=name, credits=0, owner=user)
+        do_transfer_credits(balance, new.key, credits)  # APIKeyNotEnoughCredits when short
+    new.key.credits = credits
+    return new
 
 
 def do_revoke_user_key(key: ApiKey, *, balance: ApiKey) -> None:
     """Disable the key for good and move the credits it still held back to ``balance``."""
     with transaction.atomic():
         locked = ApiKey.objects.select_for_update().get(pk=key.pk)
-        left = locked.credits or 0
         # save() (not update()) so every cached copy of the key is dropped at once.
-        do_edit_key(locked, enabled=False, credits=0 if locked.credits is not None else None)
-        if left:
-            ApiKey.objects.filter(pk=balance.pk, credits__isnull=False).update(credits=F("credits") + left)
+        do_edit_key(locked, enabled=False)
+        do_transfer_credits(locked, balance, locked.credits or 0, reason="refund of a revoked key")

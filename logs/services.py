@@ -28,7 +28,8 @@ from django.db import DataError, IntegrityError, connection, transaction
 from endpoint.core import asyncdb
 from endpoint.core.db import run_db
 from endpoint.core.sql import column, columns, table
-from keys.credits import Settlement, apply_settlement, settle_sql_if
+from keys.credits import ReleasedHold, Settlement, apply_settlement, release_expired_holds, settle_ctes
+from keys.models import ApiKey
 
 from .models import CANCELLED, MinerResponse, Request
 
@@ -141,7 +142,7 @@ def _write_sql(*, replace: bool, settle: bool, durable: bool) -> str:
     request_fk = column(MinerResponse, "request")
     final = ("status", "api_error", "credits_charged", "elapsed_ms", "strategy", "messages")
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (column(Request, f) for f in final))
-    settled = settle_sql_if("EXISTS (SELECT 1 FROM saved WHERE inserted)")
+    settled = settle_ctes("EXISTS (SELECT 1 FROM saved WHERE inserted)")
     return (
         (f"WITH gone AS (DELETE FROM {miner_table} WHERE {request_fk} = %s), " if replace else "WITH ")
         + f"saved AS (INSERT INTO {request_table} ({columns(Request, REQUEST_FIELDS)}) "
@@ -150,7 +151,7 @@ def _write_sql(*, replace: bool, settle: bool, durable: bool) -> str:
         + " RETURNING (xmax = 0) AS inserted"
         + ("" if durable else f", {asyncdb.ASYNC_COMMIT} AS commit_mode")
         + ")"
-        + (f", settled AS ({settled})" if settle else "")
+        + (f", {settled}" if settle else "")
         + f" INSERT INTO {miner_table} ({columns(MinerResponse, MINER_FIELDS)}) "
         "SELECT %s, * FROM unnest(%s::int[], %s::text[], %s::bool[], %s::text[], %s::text[], %s::int[], %s::float8[])"
     )
@@ -243,3 +244,31 @@ def _insert_with_the_orm(entry: RequestLog) -> None:
                 )
                 for m in entry.miners
             )
+
+
+# --- calls nobody finished ----------------------------------------------------------
+
+ABANDONED = "Abandoned"
+
+
+def release_abandoned_calls(now=None) -> list[ReleasedHold]:
+    """Give back the credits of calls whose server died before settling
+    them, and log each such call once, as abandoned with nothing charged
+    (unless its log was written after all)."""
+    return release_expired_holds(record=_record_abandoned, now=now)
+
+
+def _record_abandoned(hold: ReleasedHold) -> None:
+    if Request.objects.filter(pk=hold.request_id).exists():
+        return
+    key_id = ApiKey.objects.filter(pk=hold.key_id).values_list("pk", flat=True).first()  # gone: no key
+    Request.objects.create(
+        id=hold.request_id,
+        key_id=key_id,
+        route="",
+        status=500,
+        api_error=ABANDONED,
+        credits_charged=0,
+        started_at=hold.held_at,
+        elapsed_ms=0,
+    )

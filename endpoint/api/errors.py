@@ -18,7 +18,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from endpoint.core.errors import ApiError, InputError, json_response, openai_body, seed_body
+from endpoint.core.errors import ApiError, InputError, from_database, json_response, openai_body, seed_body
 
 log = logging.getLogger("endpoint.api")
 
@@ -45,6 +45,9 @@ def as_api_error(exc: Exception) -> ApiError | None:
     """Our error for ``exc``, or None for a bug."""
     if isinstance(exc, ApiError):
         return exc
+    if (unavailable := from_database(exc)) is not None:
+        log.warning("database unavailable: %s", exc)
+        return unavailable
     if isinstance(exc, ObjectDoesNotExist | Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -114,3 +117,21 @@ def not_found(request, exception=None):
     if path.startswith(("/api/", "/chat")):
         return json_response(error, seed_body)
     return page_not_found(request, exception)
+
+
+class InternalError(ApiError):
+    status, code = 500, "InternalError"
+    detail = "The server failed to answer; the error is logged."
+    openai_type = "api_error"
+
+
+def server_error(request):
+    """Django's 500 for a bug: JSON on the API's paths (in the route's shape), the usual page elsewhere."""
+    from django.views.defaults import server_error as page
+
+    path = request.path
+    if path.startswith("/v1/"):
+        return json_response(InternalError(), openai_body)
+    if path.startswith(("/api/", "/chat")):
+        return json_response(InternalError(), seed_body)
+    return page(request)

@@ -14,9 +14,12 @@ before. The SQL, the adapters and the autocommit are Django's own.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from typing import Any
 
 from django.conf import settings
+from django.db import OperationalError as DjangoOperationalError
 from django.db import connection
 
 from endpoint.core.db import run_db
@@ -36,7 +39,7 @@ ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
 _pools: PerLoop[None, Any] = PerLoop()
 
 
-def _connect_kwargs() -> dict[str, Any]:
+def connect_kwargs() -> dict[str, Any]:
     """Django's own connection parameters (adapters, time zone handling),
     with psycopg's async client-side-binding cursor: the SQL is rendered
     exactly as on Django's connections."""
@@ -60,7 +63,8 @@ async def open_pool() -> bool:
     from psycopg_pool import AsyncConnectionPool
 
     pool = AsyncConnectionPool(
-        kwargs=_connect_kwargs(),
+        kwargs=connect_kwargs(),
+        check=_check_if_idle,
         min_size=1,
         max_size=settings.DB_THREADS,
         timeout=settings.DB_POOL_TIMEOUT_SECONDS,
@@ -83,12 +87,62 @@ def _execute(sql: str, params: list) -> int:
         return cursor.rowcount
 
 
+def _fetch_one(sql: str, params: list) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
 async def execute(sql: str, params: list) -> int:
     """Run one statement (autocommit); returns the rows it changed."""
     pool = _pools.peek(None)
     if pool is None:
         return await run_db(_execute, sql, params)
-    with connection.wrap_database_errors:  # psycopg's errors as django.db's, as on the ORM path
-        async with pool.connection() as conn:
-            cursor = await conn.execute(sql, params)
-            return cursor.rowcount
+    cursor = await _run(pool, sql, params)
+    return cursor.rowcount
+
+
+async def fetch_one(sql: str, params: list) -> tuple | None:
+    """Run one statement (autocommit); returns its first row."""
+    pool = _pools.peek(None)
+    if pool is None:
+        return await run_db(_fetch_one, sql, params)
+    cursor = await _run(pool, sql, params, fetch=True)
+    return cursor
+
+
+async def _run(pool, sql: str, params: list, fetch: bool = False):
+    """One statement on a pooled connection, retried once on another if the
+    connection turns out dead (the server restarted, or an operator ended
+    it): a dead connection's statement never ran, or ran and was rolled
+    back with its transaction. Our statements are safe to repeat anyway (a
+    hold's or a log's second run changes nothing twice). psycopg's errors
+    come out as django.db's, as on the ORM path."""
+    import psycopg
+
+    for attempt in (1, 2):
+        try:
+            with connection.wrap_database_errors:
+                async with pool.connection() as conn:
+                    cursor = await conn.execute(sql, params)
+                    _last_used[conn] = time.monotonic()
+                    return await cursor.fetchone() if fetch else cursor
+        except DjangoOperationalError as exc:
+            if attempt == 2 or not isinstance(exc.__cause__, psycopg.OperationalError):
+                raise
+            log.warning("a pooled database connection was dead (%s); retrying on another", exc)
+    raise AssertionError("unreachable")
+
+
+# Connections used within this many seconds are taken as alive; older ones
+# are pinged before use (one round trip), so a pool left idle while the
+# database restarted doesn't hand out dead connections.
+IDLE_CHECK_SECONDS = 1.0
+_last_used: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _check_if_idle(conn) -> None:
+    last = _last_used.get(conn)
+    if last is None or time.monotonic() - last > IDLE_CHECK_SECONDS:
+        await conn.execute("")
+        _last_used[conn] = time.monotonic()

@@ -15,6 +15,7 @@ from django.conf import settings
 from .db import cached_or_loaded
 from .encryption import SecretUnreadable, mask
 from .errors import ConfigError
+from .invalidation import announce
 from .models import EndpointConfig
 from .strategies import normalize_strategy
 
@@ -196,9 +197,13 @@ def runtime_config() -> RuntimeConfig:
     """The config as this process sees it (re-read at most every few seconds)."""
     global _cached
     now = time.monotonic()
-    if _cached is None or now - _cached[0] > settings.CONFIG_CACHE_SECONDS:
-        _cached = (now, RuntimeConfig.from_row(EndpointConfig.load()))
-    return _cached[1]
+    cached = _cached
+    if cached is None or now - cached[0] > settings.CONFIG_CACHE_SECONDS:
+        generation = _forgotten
+        cached = (now, RuntimeConfig.from_row(EndpointConfig.load()))
+        if generation == _forgotten:  # not edited while it was read: the copy is current
+            _cached = cached
+    return cached[1]
 
 
 async def aruntime_config() -> RuntimeConfig:
@@ -209,10 +214,19 @@ async def aruntime_config() -> RuntimeConfig:
     )
 
 
-def forget_runtime_config() -> None:
-    global _cached
+_forgotten = 0  # how many times the copy was dropped
+
+
+def forget_runtime_config(*_: object) -> None:
+    global _cached, _forgotten
+    _forgotten += 1
     _cached = None
 
 
-def config_saved(**_: Any) -> None:
-    forget_runtime_config()
+def config_saved(created: bool = False, **_: Any) -> None:
+    """Every process forgets its copy (see endpoint.core.invalidation). The
+    row made on first use holds the defaults every process had already."""
+    if created:
+        forget_runtime_config()
+    else:
+        announce("config")

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
 
 from endpoint.core.loopbound import PerLoop
 
@@ -40,7 +40,17 @@ def _pool() -> ThreadPoolExecutor:
 
 def _call(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
     close_old_connections()
-    return fn(*args, **kwargs)
+    try:
+        return fn(*args, **kwargs)
+    except (OperationalError, InterfaceError):
+        # This thread's connection died while it waited (the server restarted,
+        # or an operator ended it): run again, once, on a new one. A dead
+        # connection's statement never ran, or was rolled back.
+        if connection.in_atomic_block or (connection.connection is not None and connection.is_usable()):
+            raise
+        log.warning("a DB thread's connection was dead; retrying on a new one")
+        connection.close()
+        return fn(*args, **kwargs)
 
 
 async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

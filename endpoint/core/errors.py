@@ -190,6 +190,19 @@ class MetagraphNotSynced(ServiceUnavailable):
     detail = "The metagraph has not been synced yet; try again shortly."
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "DatabaseUnavailable"
+    detail = "The database is unavailable; try again shortly."
+
+
+def from_database(exc: BaseException) -> ApiError | None:
+    """A 503 for a database that could not be reached or dropped the
+    connection (nothing was done; the client may retry), else None."""
+    from django.db import InterfaceError, OperationalError
+
+    return DatabaseUnavailable() if isinstance(exc, OperationalError | InterfaceError) else None
+
+
 class RateLimiterUnavailable(ServiceUnavailable):
     code = "RateLimiterUnavailable"
     detail = "The rate limiter is unavailable; try again shortly."
@@ -262,6 +275,10 @@ def answers_errors_as_json(shape):
                     return await view(request, *args, **kwargs)
                 except ApiError as error:
                     return json_response(error, shape)
+                except Exception as exc:
+                    if (error := from_database(exc)) is None:
+                        raise
+                    return json_response(error, shape)
 
         else:
 
@@ -270,6 +287,10 @@ def answers_errors_as_json(shape):
                 try:
                     return view(request, *args, **kwargs)
                 except ApiError as error:
+                    return json_response(error, shape)
+                except Exception as exc:
+                    if (error := from_database(exc)) is None:
+                        raise
                     return json_response(error, shape)
 
         return answer

@@ -75,6 +75,12 @@ def worst_case_answers(neurons: list[NeuronInfo], options: DispatchOptions) -> i
     return min(1, len(neurons)) if options.respond_on_first_success else len(neurons)
 
 
+def worst_case_seconds(options: DispatchOptions) -> float:
+    """How long a call may take: its timeout bounds every miner it asks, in
+    parallel or one after another, and a stream to its end."""
+    return options.timeout
+
+
 @dataclass
 class _Call:
     neuron: NeuronInfo
@@ -166,8 +172,10 @@ async def dispatch(
     queue = list(neurons)
 
     def fill() -> None:
-        while queue and len(attempts.pending) < window:
-            attempts.launch(queue.pop(0), options.timeout)
+        # The request's timeout is the budget of every miner it asks: with
+        # in_parallel, a miner asked later gets only what is left of it.
+        while queue and len(attempts.pending) < window and attempts.left() >= MIN_RETRY_SECONDS:
+            attempts.launch(queue.pop(0), min(options.timeout, attempts.left()))
 
     fill()
     try:
