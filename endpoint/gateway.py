@@ -148,6 +148,7 @@ class GatewayCall:
         one allowance, whichever face the call came through. An operator's
         key (no owner) counts on its own, ``key:<id>``."""
         self.log.key_id, self.log.user_id = key.pk, key.owner_id
+        self.log.key_name, self.log.key_prefix = key.name, key.prefix
         rules = rules_for(key.rate_limits, await aruntime_config())
         subject = f"user:{key.owner_id}" if key.owner_id is not None else f"key:{key.pk}"
         self.rate_state = await check_rate_limits(subject, rules)

@@ -345,3 +345,17 @@ def do_transfer_credits(source: ApiKey, target: ApiKey, n: int, *, reason: str =
     ApiKey.objects.filter(pk=target.pk, credits__isnull=False).update(credits=F("credits") + n)
     record_entry(source, CreditEntry.TRANSFER, -n, reason=reason or f"to key {target.pk}")
     record_entry(target, CreditEntry.TRANSFER, n, reason=reason or f"from key {source.pk}")
+
+
+def forward_late_refunds() -> list[tuple[int, int, int]]:
+    """Move what revoked keys got back since (their calls in flight settled
+    or were released) on to the key their credits went to: (from, to, credits)."""
+    moved = []
+    for key in ApiKey.objects.filter(refund_to__isnull=False, credits__gt=0).select_related("refund_to"):
+        with transaction.atomic():
+            locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+            if not locked.credits:
+                continue
+            do_transfer_credits(locked, key.refund_to, locked.credits, reason="late refund of a revoked key")
+        moved.append((key.pk, key.refund_to_id, locked.credits))
+    return moved

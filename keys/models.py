@@ -50,6 +50,15 @@ class ApiKey(models.Model):
     api_request_count = models.BigIntegerField(default=0, help_text="API calls made with this key.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    refund_to = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        help_text="Revoked: credits its calls in flight give back are moved on to this key.",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 

@@ -89,6 +89,9 @@ def do_edit_key(key: ApiKey, **changes) -> ApiKey:
         raise KeyInputError("request count must be 0 or more")
     for field, value in changes.items():
         setattr(key, field, value)
+    if changes.get("enabled") and key.refund_to_id:  # back in use: its credits stay its own
+        key.refund_to = None
+        changes["refund_to"] = None
     if "credits" not in changes:
         key.save(update_fields=list(changes) or None)
         return key

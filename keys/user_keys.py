@@ -39,9 +39,12 @@ def do_create_user_key(user, name: str, credits: int, *, balance: ApiKey) -> New
 
 
 def do_revoke_user_key(key: ApiKey, *, balance: ApiKey) -> None:
-    """Disable the key for good and move the credits it still held back to ``balance``."""
+    """Disable the key for good and move the credits it still has back to
+    ``balance``, and those its calls in flight give back when they end."""
     with transaction.atomic():
         locked = ApiKey.objects.select_for_update().get(pk=key.pk)
         # save() (not update()) so every cached copy of the key is dropped at once.
         do_edit_key(locked, enabled=False)
         do_transfer_credits(locked, balance, locked.credits or 0, reason="refund of a revoked key")
+        # Calls in flight settle later; what they give back follows (forward_late_refunds).
+        ApiKey.objects.filter(pk=locked.pk).update(refund_to=balance)

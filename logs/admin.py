@@ -15,7 +15,8 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.http import HttpRequest, HttpResponseBadRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
@@ -36,8 +37,8 @@ EXPORT_COLUMNS = (
     "status",
     "api_error",
     "key_id",
-    "key__prefix",
-    "key__name",
+    "caller_prefix",
+    "caller_name",
     "strategy",
     "credits_charged",
     "elapsed_ms",
@@ -128,7 +129,7 @@ class MinerResponseInline(ReadOnlyMixin, admin.TabularInline):
 
 @admin.register(Request)
 class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("started_at", "route", "status", "api_error", "key", "credits_charged", "elapsed", "prompt")
+    list_display = ("started_at", "route", "status", "api_error", "who", "credits_charged", "elapsed", "prompt")
     list_filter = (
         StatusFilter,
         ErrorCodeFilter,
@@ -149,7 +150,7 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "route",
         "status",
         "api_error",
-        "key",
+        "who",
         "user",
         "strategy",
         "credits_charged",
@@ -158,6 +159,14 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "conversation",
     )
     readonly_fields = fields
+
+    @admin.display(description="key", ordering="key_prefix")
+    def who(self, request_log: Request) -> str:
+        """The key as it was when it made the call; marked when deleted since."""
+        if not request_log.key_prefix:
+            return str(request_log.key) if request_log.key_id else "-"
+        shown = f"{request_log.key_name or 'key'} ({request_log.key_prefix}…)"
+        return shown if request_log.key_id else f"{shown}, deleted"
 
     @admin.display(description="elapsed", ordering="elapsed_ms")
     def elapsed(self, request_log: Request) -> str:
@@ -196,7 +205,12 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
             requests = self.get_changelist_instance(request).queryset
         except IncorrectLookupParameters:
             return HttpResponseBadRequest("Unknown filter in the export link.")
-        rows = requests.order_by("-started_at", "-pk").values_list(*EXPORT_COLUMNS)
+        # The key as the log kept it (its key may be deleted since), else as it is now.
+        rows = requests.annotate(
+            caller_prefix=Coalesce(NullIf("key_prefix", Value("")), "key__prefix"),
+            caller_name=Coalesce(NullIf("key_name", Value("")), "key__name"),
+        )
+        rows = rows.order_by("-started_at", "-pk").values_list(*EXPORT_COLUMNS)
         stream = _async_csv(rows) if isinstance(request, ASGIRequest) else _sync_csv(rows)
         response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
         filename = f"requests-{timezone.now():%Y%m%d-%H%M%S}.csv"

@@ -28,7 +28,14 @@ from django.db import DataError, IntegrityError, connection, transaction
 from endpoint.core import asyncdb
 from endpoint.core.db import run_db
 from endpoint.core.sql import column, columns, table
-from keys.credits import ReleasedHold, Settlement, apply_settlement, release_expired_holds, settle_ctes
+from keys.credits import (
+    ReleasedHold,
+    Settlement,
+    apply_settlement,
+    forward_late_refunds,
+    release_expired_holds,
+    settle_ctes,
+)
 from keys.models import ApiKey
 
 from .models import CANCELLED, MinerResponse, Request
@@ -53,6 +60,8 @@ class RequestLog:
     started_at: datetime
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     key_id: int | None = None
+    key_name: str = ""
+    key_prefix: str = ""
     user_id: int | None = None
     messages: list = field(default_factory=list)
     strategy: str = ""
@@ -123,7 +132,7 @@ def rewrite_request(entry: RequestLog, settlement: Settlement | None = None) -> 
 
 
 REQUEST_FIELDS = [
-    "id", "key", "user", "route", "messages", "strategy", "status", "api_error",
+    "id", "key", "key_name", "key_prefix", "user", "route", "messages", "strategy", "status", "api_error",
     "credits_charged", "started_at", "elapsed_ms", "client_ip",
 ]  # fmt: skip
 MINER_FIELDS = ["request", "uid", "hotkey", "is_success", "response", "error", "status", "response_ms"]
@@ -146,7 +155,7 @@ def _write_sql(*, replace: bool, settle: bool, durable: bool) -> str:
     return (
         (f"WITH gone AS (DELETE FROM {miner_table} WHERE {request_fk} = %s), " if replace else "WITH ")
         + f"saved AS (INSERT INTO {request_table} ({columns(Request, REQUEST_FIELDS)}) "
-        "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet)"
+        "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet)"
         + (f" ON CONFLICT ({column(Request, 'id')}) DO UPDATE SET {updates}" if replace else "")
         + " RETURNING (xmax = 0) AS inserted"
         + ("" if durable else f", {asyncdb.ASYNC_COMMIT} AS commit_mode")
@@ -173,7 +182,8 @@ def _write_in_one_statement(entry: RequestLog, settlement: Settlement | None, *,
 def _statement(entry: RequestLog, settlement: Settlement | None, *, replace: bool) -> tuple[str, list]:
     miners = entry.miners
     params = [
-        entry.id, entry.key_id, entry.user_id, entry.route, _jsonb(entry.messages), entry.strategy,
+        entry.id, entry.key_id, entry.key_name, entry.key_prefix, entry.user_id, entry.route, _jsonb(entry.messages),
+        entry.strategy,
         entry.status, entry.api_error, entry.credits_charged, entry.started_at, entry.elapsed_ms, entry.client_ip,
     ]  # fmt: skip
     if replace:  # the DELETE of the old miner rows comes first
@@ -219,6 +229,8 @@ def _insert_with_the_orm(entry: RequestLog) -> None:
         request = Request.objects.create(
             id=entry.id,
             key_id=entry.key_id,
+            key_name=entry.key_name,
+            key_prefix=entry.key_prefix,
             user_id=entry.user_id,
             route=entry.route,
             messages=entry.messages,
@@ -251,6 +263,11 @@ def _insert_with_the_orm(entry: RequestLog) -> None:
 ABANDONED = "Abandoned"
 
 
+def sweep_credits(now=None) -> tuple[list[ReleasedHold], list[tuple[int, int, int]]]:
+    """Holds past their deadline released, then late refunds of revoked keys moved on."""
+    return release_abandoned_calls(now), forward_late_refunds()
+
+
 def release_abandoned_calls(now=None) -> list[ReleasedHold]:
     """Give back the credits of calls whose server died before settling
     them, and log each such call once, as abandoned with nothing charged
@@ -261,10 +278,12 @@ def release_abandoned_calls(now=None) -> list[ReleasedHold]:
 def _record_abandoned(hold: ReleasedHold) -> None:
     if Request.objects.filter(pk=hold.request_id).exists():
         return
-    key_id = ApiKey.objects.filter(pk=hold.key_id).values_list("pk", flat=True).first()  # gone: no key
+    key = ApiKey.objects.filter(pk=hold.key_id).first()  # None: deleted since
     Request.objects.create(
         id=hold.request_id,
-        key_id=key_id,
+        key=key,
+        key_name=key.name if key else "",
+        key_prefix=key.prefix if key else "",
         route="",
         status=500,
         api_error=ABANDONED,

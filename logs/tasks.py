@@ -9,7 +9,7 @@ from celery import shared_task
 from endpoint.core.models import EndpointConfig
 
 from .retention import purge_request_logs
-from .services import release_abandoned_calls
+from .services import sweep_credits
 
 
 @shared_task(name="logs.purge_request_logs")
@@ -20,5 +20,7 @@ def purge_request_logs_task() -> dict:
 
 @shared_task(name="logs.release_abandoned_calls")
 def release_abandoned_calls_task() -> int:
-    """Beat runs this every minute: holds past their deadline are released."""
-    return len(release_abandoned_calls())
+    """Beat runs this every minute: holds past their deadline are released,
+    and late refunds of revoked keys moved on."""
+    released, forwarded = sweep_credits()
+    return len(released) + len(forwarded)

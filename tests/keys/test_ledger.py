@@ -137,3 +137,39 @@ def test_reservation_without_a_request_gets_its_own_id():
     first, second = reserve_credits(key, 1), reserve_credits(key, 1)
     assert isinstance(first, Reservation) and first.request_id != second.request_id
     assert CreditEntry.objects.filter(kind="hold", key_id=key.pk).count() == 2
+
+
+def test_refunds_of_calls_in_flight_on_a_revoked_key_go_back_to_the_balance(django_user_model):
+    from chat.services import chat_account
+    from keys.credits import forward_late_refunds
+    from keys.user_keys import do_create_user_key, do_revoke_user_key
+
+    user = django_user_model.objects.create_user("payer")
+    balance = chat_account(user).key
+    start = ApiKey.objects.get(pk=balance.pk).credits
+    mine = do_create_user_key(user, "laptop", 10, balance=balance).key
+    in_flight = reserve_credits(mine, 4)  # a call still running when the key is revoked
+    do_revoke_user_key(mine, balance=balance)
+    assert ApiKey.objects.get(pk=balance.pk).credits == start - 4
+
+    settle_credits(in_flight, used=1)  # it ends: 3 come back, to the revoked key first
+    assert forward_late_refunds() == [(mine.pk, balance.pk, 3)]
+    assert ApiKey.objects.get(pk=balance.pk).credits == start - 1  # only the answer was paid for
+    assert ApiKey.objects.get(pk=mine.pk).credits == 0
+    assert audit_credits() == []
+    assert forward_late_refunds() == []
+
+
+def test_a_revoked_key_enabled_again_keeps_its_credits(django_user_model):
+    from chat.services import chat_account
+    from keys.credits import forward_late_refunds
+    from keys.user_keys import do_create_user_key, do_revoke_user_key
+
+    user = django_user_model.objects.create_user("changed-mind")
+    balance = chat_account(user).key
+    mine = do_create_user_key(user, "laptop", 5, balance=balance).key
+    do_revoke_user_key(mine, balance=balance)
+    do_edit_key(ApiKey.objects.get(pk=mine.pk), enabled=True)
+    do_adjust_credits(mine, 2, reason="goodwill")
+    assert forward_late_refunds() == []
+    assert ApiKey.objects.get(pk=mine.pk).credits == 2

@@ -278,7 +278,8 @@ class MinerResponseSerializer(serializers.ModelSerializer):
 class LogSerializer(serializers.ModelSerializer):
     """A request in a list: what `manage.py logs` shows, as JSON."""
 
-    key_prefix = serializers.CharField(source="key.prefix", read_only=True, allow_null=True, default=None)
+    key_prefix = serializers.SerializerMethodField(help_text="The calling key's prefix, kept if the key is deleted.")
+    key_name = serializers.SerializerMethodField(help_text="The calling key's name when it made the call.")
     prompt = serializers.SerializerMethodField(help_text="The first user message.")
     responders = ResponderSerializer(many=True, read_only=True, help_text="The miners that answered successfully.")
 
@@ -292,6 +293,7 @@ class LogSerializer(serializers.ModelSerializer):
             "api_error",
             "key",
             "key_prefix",
+            "key_name",
             "user",
             "strategy",
             "credits_charged",
@@ -304,6 +306,12 @@ class LogSerializer(serializers.ModelSerializer):
 
     def get_prompt(self, request: Request) -> str:
         return first_prompt(request.messages)
+
+    def get_key_prefix(self, request: Request) -> str | None:
+        return request.key_prefix or (request.key.prefix if request.key_id else None)
+
+    def get_key_name(self, request: Request) -> str | None:
+        return request.key_name or (request.key.name if request.key_id else None)
 
 
 class LogDetailSerializer(LogSerializer):

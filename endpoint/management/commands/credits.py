@@ -11,7 +11,7 @@ from rich.table import Table
 
 from endpoint.core.commands import OperatorCommand
 from keys.credits import audit_credits, open_holds
-from logs.services import release_abandoned_calls
+from logs.services import sweep_credits
 
 
 class Command(OperatorCommand):
@@ -24,8 +24,10 @@ class Command(OperatorCommand):
 
     def handle(self, *args, action: str, **options):
         if action == "sweep":
-            released = release_abandoned_calls()
+            released, forwarded = sweep_credits()
             self.stdout.write(f"released {len(released)} hold(s), {sum(h.credits for h in released)} credit(s)")
+            if forwarded:
+                self.stdout.write(f"moved {sum(n for *_, n in forwarded)} late refund credit(s) of revoked keys")
             return
         differences = audit_credits()
         holds, overdue = open_holds()

@@ -16,7 +16,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from endpoint.core.commands import OperatorCommand
 from endpoint.core.errors import OperatorError
-from logs.services import release_abandoned_calls
+from logs.services import sweep_credits
 
 
 def unapplied_migrations() -> list[str]:
@@ -72,7 +72,7 @@ class Command(OperatorCommand):
             raise OperatorError("--workers must be at least 1")
         if not no_collectstatic:
             collect_static()
-        released = release_abandoned_calls()  # holds a previous run left behind, past their deadline
+        released, _ = sweep_credits()  # holds a previous run left behind, past their deadline
         if released:
             self.stdout.write(f"released {len(released)} abandoned hold(s) of a previous run")
         # --reload serves from one child process, whatever --workers says.
