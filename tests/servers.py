@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,3 +76,67 @@ def start_localnet(n: int, tmp_path: Path, *, latency: float = 0.0) -> tuple[sub
             raise RuntimeError("localnet did not start")
         time.sleep(0.05)
     return proc, json.loads(out.read_text())
+
+
+class ServerProcess:
+    """`manage.py start` as an operator runs it, in its own process group:
+    killed whole (SIGKILL, as a crash, or SIGTERM) and started again on the
+    same port. Static files are not collected (the API needs none)."""
+
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2) -> None:
+        self.env, self.log, self.workers = env, log, workers
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        cmd = [sys.executable, "manage.py", "start", "--workers", str(self.workers), "--port", str(self.port)]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*cmd, "--no-collectstatic"], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(self.base + "/health/live", timeout=2)
+                return self
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.kill()
+                    raise RuntimeError("manage.py start did not serve: " + self.log.read_text()[-2000:]) from None
+                time.sleep(0.2)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+        if self.proc is not None:
+            self.proc.wait(timeout=30)
+
+
+def end_backends(stop: threading.Event, every: float, spare: int, ended: list[int]) -> None:
+    """Until ``stop``, end every backend of the test database but ``spare``
+    (the test's own connection) every ``every`` seconds, as an operator's
+    pg_terminate_backend or a database restart would; counts in ``ended``."""
+    import psycopg
+
+    db = connection.settings_dict
+    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        while not stop.wait(every):
+            rows = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), %s)",
+                [spare],
+            ).fetchall()
+            ended.append(len(rows))
+
+
+def own_backend() -> int:
+    """The PostgreSQL backend of this process's connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]

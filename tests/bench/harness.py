@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -126,39 +125,6 @@ def start_gateway(env: dict[str, str], log: Path, workers: int = 2) -> tuple[sub
     while len(workers_of(proc)) < workers and time.monotonic() < deadline:
         time.sleep(0.2)
     return proc, base
-
-
-class Server:
-    """`manage.py start` in its own process group: killed whole (SIGKILL, as
-    a crash) and started again on the same port."""
-
-    def __init__(self, env: dict, log, name: str) -> None:
-        self.env, self.log, self.name = env, log, name
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        cmd = [sys.executable, "manage.py", "start", "--workers", "2", "--port", str(self.port), "--no-collectstatic"]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(self.base + "/health/live", timeout=2)
-                return
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and self.proc.poll() is None, self.log.read_text()[-2000:]
-                time.sleep(0.2)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        os.killpg(self.proc.pid, sig)
-        self.proc.wait(timeout=30)
 
 
 def workers_of(proc: subprocess.Popen) -> list[int]:

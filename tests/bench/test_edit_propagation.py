@@ -16,8 +16,8 @@ import pytest
 from keys.models import ApiKey
 from keys.services import do_create_key, do_edit_key
 from tests.bench.conftest import report
-from tests.bench.harness import Server, pct
-from tests.servers import database_env
+from tests.bench.harness import pct
+from tests.servers import ServerProcess, database_env
 
 TRIALS, PROBERS, LOADERS = 30, 8, 4
 BODY = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_a_disabled_key_is_refused_everywhere_within_100_ms(network, tmp_path):
     env = {**database_env(), "AUTH_CACHE_SECONDS": "60", "STATIC_ROOT": str(tmp_path / "static")}
     env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
-    servers = [Server(env, tmp_path / f"server{i}.log", f"s{i}") for i in range(2)]
+    servers = [ServerProcess(env, tmp_path / f"server{i}.log") for i in range(2)]
     for server in servers:
         server.start()
     load_key, probe_key = do_create_key(name="load").raw, do_create_key(name="probe")

@@ -19,7 +19,6 @@ from datetime import timedelta
 
 import httpx
 import orjson
-import psycopg
 import pytest
 from django.db import connection
 from django.db.models import Count, Q, Sum
@@ -35,8 +34,7 @@ from keys.user_keys import do_create_user_key, do_revoke_user_key
 from logs.models import Request
 from logs.services import sweep_credits
 from tests.bench.conftest import report
-from tests.bench.harness import Server
-from tests.servers import database_env
+from tests.servers import ServerProcess, database_env, end_backends, own_backend
 
 CALLS, CONCURRENCY = 2000, 12
 KEYS, USERS = 12, 6
@@ -44,19 +42,6 @@ KILL_DB_EVERY = 3.0  # seconds
 TIMEOUT = 2  # the calls' timeout: holds of a killed server end HOLD_GRACE_SECONDS after it
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def end_connections(stop: threading.Event, spare: int, ended: list[int]) -> None:
-    db = connection.settings_dict
-    dsn = f"host={db['HOST'] or '127.0.0.1'} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}"
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        while not stop.wait(KILL_DB_EVERY):
-            rows = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid NOT IN (pg_backend_pid(), %s)",
-                [spare],
-            ).fetchall()
-            ended.append(len(rows))
 
 
 def test_money_invariants_under_faults(network, tmp_path, django_user_model):
@@ -73,13 +58,11 @@ def test_money_invariants_under_faults(network, tmp_path, django_user_model):
         do_adjust_credits(balance, 1_000, reason="bench: bought credits", actor="bench")
     user_keys = [(u, do_create_user_key(u, "app", 300, balance=balances[u.pk])) for u in users]
     raws = [k.raw for k in keys] + [new.raw for _, new in user_keys]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (own,) = cursor.fetchone()
+    own = own_backend()
 
     env = {**database_env(), "HOLD_GRACE_SECONDS": "1", "STATIC_ROOT": str(tmp_path / "static")}
     env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
-    servers = [Server(env, tmp_path / f"server{i}.log", f"s{i}") for i in range(2)]
+    servers = [ServerProcess(env, tmp_path / f"server{i}.log") for i in range(2)]
     for server in servers:
         server.start()
 
@@ -169,7 +152,7 @@ def test_money_invariants_under_faults(network, tmp_path, django_user_model):
             finally:
                 connection.close()
 
-    injector = threading.Thread(target=end_connections, args=(stop, own, ended))
+    injector = threading.Thread(target=end_backends, args=(stop, KILL_DB_EVERY, own, ended))
     operator = threading.Thread(target=operate)
     started = time.monotonic()
     injector.start()
@@ -196,8 +179,7 @@ def test_money_invariants_under_faults(network, tmp_path, django_user_model):
         injector.join()
         operator.join()
         for server in servers:
-            if server.proc.poll() is None:
-                server.kill(signal.SIGTERM)
+            server.kill(signal.SIGTERM)
     took = time.monotonic() - started
 
     sweep_credits(now=timezone.now() + timedelta(minutes=10))  # beat, a little later

@@ -5,10 +5,7 @@ NOTIFY tells them when the edit commits."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
@@ -16,7 +13,7 @@ import pytest
 
 from endpoint.core.config import do_set_config
 from keys.services import do_create_key, do_delete_key, do_edit_key
-from tests.servers import ROOT, database_env, free_port
+from tests.servers import ServerProcess, database_env
 
 BODY = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
 CALLS = 24  # enough that both workers serve some
@@ -32,29 +29,9 @@ def two_workers(network, tmp_path):
         "AUTH_CACHE_SECONDS": "600",
         "CONFIG_CACHE_SECONDS": "600",
     }
-    port = free_port()
-    out = (tmp_path / "server.out").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "start", "--workers", "2", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(base + "/health/live", timeout=2)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                pytest.fail("manage.py start did not serve: " + (tmp_path / "server.out").read_text())
-            time.sleep(0.2)
-    yield base
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    server = ServerProcess(env, tmp_path / "server.log").start()
+    yield server.base
+    server.kill(signal.SIGTERM)
 
 
 def calls(base: str, raw: str) -> list[int]:

@@ -48,18 +48,6 @@ def uid7(postgres):
     return answered
 
 
-@pytest.fixture
-def operator(postgres):
-    return UserFactory(username="operator", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def console(operator) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
 def test_figures_leave_cancelled_calls_out_of_the_rate(uid7):
     figures = miner_stats(timezone.now() - timedelta(hours=24))
     assert figures[HOTKEY] == {"requests": 9, "cancelled": 8, "success_rate": 1.0, "p50_ms": 120.0}
