@@ -9,7 +9,8 @@ routes go through a handler with an empty middleware chain. Same project,
 same URLconf, same views.
 
 Around both, request bodies are bounded before anything reads them
-(endpoint.body_limit).
+(endpoint.body_limit). Every gateway answer gets its request id, server time
+and retry advice headers in one place (``with_answer_headers``).
 
 The ASGI lifespan (uvicorn sends it to each worker) opens the worker's
 event-loop database pool (endpoint.core.asyncdb) and its heap trimmer
@@ -20,6 +21,9 @@ shutdown.
 import asyncio
 import logging
 import os
+import re
+import time
+import uuid
 
 from corsheaders.middleware import CorsMiddleware
 from django.conf import settings
@@ -88,7 +92,49 @@ class GatewayASGIHandler(ASGIHandler):
         self._template_response_middleware = []
         self._exception_middleware = []
         get_response = self._get_response_async if is_async else self._get_response
-        self._middleware_chain = with_cors(convert_exception_to_response(get_response))
+        self._middleware_chain = with_answer_headers(with_cors(convert_exception_to_response(get_response)))
+
+
+# A client's own X-Request-Id is echoed when it is short printable ASCII (no
+# spaces); anything else could smuggle odd bytes into our answer or the logs.
+CLIENT_REQUEST_ID = re.compile(r"[!-~]{1,128}")
+
+
+def answer_request_id(request) -> str:
+    """The client's sane X-Request-Id, else ours: ``req_`` + the request log's id."""
+    theirs = request.META.get("HTTP_X_REQUEST_ID", "")
+    if CLIENT_REQUEST_ID.fullmatch(theirs):
+        return theirs
+    return "req_" + request.request_id.hex
+
+
+def retry_can_help(status: int) -> bool:
+    """False for answers a retry of the same request would only repeat: bad
+    input, key or credit problems, an unknown route or model, and a 502 (all
+    miners failed, after our own retries). 408, 409, 429 and the 5xx
+    statuses of a busy or starting server stay retryable."""
+    if status == 502:
+        return False
+    return not (400 <= status < 500) or status in (408, 409, 429)
+
+
+def with_answer_headers(respond):
+    """Every gateway answer, errors included, says which request it was
+    (``x-request-id``, the same id as its request log), how long the server
+    took (``openai-processing-ms``) and, when retrying can't help,
+    ``x-should-retry: false``, which OpenAI's SDKs obey instead of retrying."""
+
+    async def chain(request):
+        started = time.perf_counter()
+        request.request_id = uuid.uuid4()  # GatewayCall logs the call under this id
+        response = await respond(request)
+        response.setdefault("x-request-id", answer_request_id(request))
+        response.setdefault("openai-processing-ms", str(round((time.perf_counter() - started) * 1000)))
+        if not retry_can_help(response.status_code):
+            response.setdefault("x-should-retry", "false")
+        return response
+
+    return chain
 
 
 def with_cors(respond):

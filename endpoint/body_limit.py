@@ -33,7 +33,9 @@ def declared_length(scope) -> int | None:
 def error_body(path: str, status: int, code: str, detail: str) -> bytes:
     """The error in the route's own shape: OpenAI's on /v1, the seed's elsewhere."""
     if path.startswith("/v1/"):
-        return orjson.dumps({"error": {"message": detail, "type": "invalid_request_error", "code": code}})
+        return orjson.dumps(
+            {"error": {"message": detail, "type": "invalid_request_error", "param": None, "code": code}}
+        )
     return orjson.dumps({"detail": detail, "code": code})
 
 

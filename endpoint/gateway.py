@@ -103,6 +103,8 @@ class GatewayCall:
         self.logged_early = False  # a stream's log was written (or tried) from its first content
         self.rate_state: RateState | None = None
         self.log = RequestLog(route=route, started_at=timezone.now(), client_ip=request.META.get("REMOTE_ADDR"))
+        if (request_id := getattr(request, "request_id", None)) is not None:
+            self.log.id = request_id  # the id the answer's x-request-id names (endpoint.asgi)
 
     async def __aenter__(self) -> GatewayCall:
         return self

@@ -14,6 +14,7 @@ urlpatterns = [
     path("chat", chat.ChatView.as_view(), name="chat"),
     path("v1/chat/completions", completions.ChatCompletionsView.as_view(), name="chat-completions"),
     path("v1/models", completions.ModelsView.as_view(), name="models"),
+    path("v1/models/<str:model>", completions.ModelView.as_view(), name="model"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("admin/", admin.site.urls),

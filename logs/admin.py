@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -27,7 +28,7 @@ from endpoint.core import errors
 from .models import MinerResponse, Request
 from .queries import first_prompt
 
-ROUTES = ("/chat", "/v1/chat/completions", "/v1/models")
+ROUTES = ("/chat", "/v1/chat/completions", "/v1/models", "/v1/models/{model}")
 STATUSES = (200, 400, 401, 402, 404, 413, 429, 502, 503)
 EXPORT_BATCH = 1000  # rows per query while streaming a CSV
 EXPORT_COLUMNS = (
@@ -139,7 +140,7 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     )
     list_select_related = ("key",)
     search_fields = ("messages", "=key__prefix")
-    search_help_text = "Search the prompts' text, or a key's exact prefix."
+    search_help_text = "Search the prompts' text, a key's exact prefix, or a request id (an answer's x-request-id)."
     show_full_result_count = False
     list_per_page = 100
     actions = None
@@ -159,6 +160,14 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "conversation",
     )
     readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        # An answer's x-request-id is "req_" + this log's id: find it by that exactly.
+        term = search_term.strip().removeprefix("req_")
+        try:
+            return queryset.filter(id=uuid.UUID(term)), False
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="key", ordering="key_prefix")
     def who(self, request_log: Request) -> str:

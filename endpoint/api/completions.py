@@ -1,4 +1,4 @@
-"""The OpenAI-compatible routes: POST /v1/chat/completions and GET /v1/models.
+"""The OpenAI-compatible routes: POST /v1/chat/completions, GET /v1/models and GET /v1/models/{model}.
 
 ``model`` picks the strategy (``auto``, ``best``/``best:N``, ``top_n:N``,
 ``uids:a,b``, ``uid:N``);
@@ -16,13 +16,13 @@ import orjson
 from django.http import StreamingHttpResponse
 from rest_framework.response import Response
 
-from endpoint.core.errors import openai_body
+from endpoint.core.errors import ModelNotFound, openai_body
 from endpoint.gateway import ChatStream, GatewayCall
 from endpoint.network.dispatch import Dispatch
 from endpoint.network.metagraph import adirectory
 
 from .base import AsyncAPIView
-from .schema import completions_schema, models_schema
+from .schema import completions_schema, model_schema, models_schema
 from .serializers import ChatCompletionRequest, parse_body
 
 TOP_N_MODELS = (1, 3, 5, 10)
@@ -111,6 +111,15 @@ class ChatCompletionsView(AsyncAPIView):
             return response
 
 
+async def _models() -> dict[str, dict[str, Any]]:
+    """What GET /v1/models lists, by id: the strategies, then each synced uid."""
+    directory = await adirectory()
+    created = int(directory.synced_at.timestamp()) if directory.synced_at else 0
+    ids = ["auto", "best", *(f"best:{n}" for n in TOP_N_MODELS[1:]), *(f"top_n:{n}" for n in TOP_N_MODELS)]
+    ids += [f"uid:{n.uid}" for n in sorted(directory.ranked, key=lambda n: n.uid)]
+    return {i: {"id": i, "object": "model", "created": created, "owned_by": "bittensor"} for i in ids}
+
+
 class ModelsView(AsyncAPIView):
     error_body = staticmethod(openai_body)
 
@@ -118,9 +127,19 @@ class ModelsView(AsyncAPIView):
     async def get(self, request):
         async with self.start_call(request, route="/v1/models") as call:
             await call.authenticate(request.headers.get("Authorization"))
-            directory = await adirectory()
-            created = int(directory.synced_at.timestamp()) if directory.synced_at else 0
-            ids = ["auto", "best", *(f"best:{n}" for n in TOP_N_MODELS[1:]), *(f"top_n:{n}" for n in TOP_N_MODELS)]
-            ids += [f"uid:{n.uid}" for n in sorted(directory.ranked, key=lambda n: n.uid)]
-            data = [{"id": i, "object": "model", "created": created, "owned_by": "bittensor"} for i in ids]
-            return Response({"object": "list", "data": data})
+            return Response({"object": "list", "data": list((await _models()).values())})
+
+
+class ModelView(AsyncAPIView):
+    """GET /v1/models/{model}: one of the list's models, else 404 ``model_not_found``."""
+
+    error_body = staticmethod(openai_body)
+
+    @model_schema
+    async def get(self, request, model: str):
+        async with self.start_call(request, route="/v1/models/{model}") as call:
+            await call.authenticate(request.headers.get("Authorization"))
+            found = (await _models()).get(model)
+            if found is None:
+                raise ModelNotFound(f"The model {model!r} does not exist. {ModelNotFound.detail}")
+            return Response(found)

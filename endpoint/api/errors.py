@@ -1,6 +1,6 @@
 """The one place errors become API responses, in the shape of the API that
 was called: the seed's ``{"detail", "code"}`` on /chat, OpenAI's
-``{"error": {"message", "type", "code"}}`` on /v1, and on the management API
+``{"error": {"message", "type", "param", "code"}}`` on /v1, and on the management API
 the seed's shape plus ``"errors": {field: [messages]}`` for bad input.
 
 Our ``ApiError``s answer as they are; DRF's and Django's own exceptions are
@@ -54,7 +54,8 @@ def as_api_error(exc: Exception) -> ApiError | None:
         exc = exceptions.PermissionDenied()
     if isinstance(exc, exceptions.ValidationError):
         fields = _field_errors(exc.detail)
-        return InputError(_summary(fields), errors=fields)
+        param = next((name for name in fields if name != "non_field_errors"), None)
+        return InputError(_summary(fields), param=param, errors=fields)
     if isinstance(exc, exceptions.APIException):
         return FrameworkError(exc)
     return None

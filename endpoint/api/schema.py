@@ -66,6 +66,7 @@ class SeedAllFailed(SeedError):
 class OpenAIErrorBody(BaseModel):
     message: str
     type: str
+    param: str | None = Field(description="The request field at fault, or null.")
     code: str
     failed_responses: list[SeedFailure] | None = Field(default=None, description="Only with 502 AllMinersFailed.")
 
@@ -230,6 +231,18 @@ models_schema = extend_schema(
     tags=["openai"],
     auth=BEARER,
     responses={200: ModelList, **_error_responses(OpenAIError, OpenAIError, prompts=False)},
+)
+
+model_schema = extend_schema(
+    operation_id="retrieve_model",
+    summary="One model (a strategy or a synced uid) of the list",
+    tags=["openai"],
+    auth=BEARER,
+    responses={
+        200: ModelEntry,
+        404: OpenApiResponse(OpenAIError, description="`model_not_found`: not one of GET /v1/models' ids."),
+        **_error_responses(OpenAIError, OpenAIError, prompts=False),
+    },
 )
 
 

@@ -38,17 +38,19 @@ def read_json_object(request) -> dict[str, Any]:
     return data
 
 
-def _describe(exc: pydantic.ValidationError) -> str:
+def _describe(exc: pydantic.ValidationError) -> tuple[str, str | None]:
+    """The first error as one line, and the field it is about ("messages[0].role"), if any."""
     first = exc.errors(include_url=False)[0]
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
-    return f"{where}: {first['msg']}" if where else first["msg"]
+    return (f"{where}: {first['msg']}" if where else first["msg"]), where or None
 
 
 def parse_body(model: type[BaseModel], request) -> Any:
     try:
         return model.model_validate(read_json_object(request))
     except pydantic.ValidationError as exc:
-        raise errors.InvalidBody(_describe(exc)) from None
+        message, field = _describe(exc)
+        raise errors.InvalidBody(message, param=field) from None
 
 
 class Message(BaseModel):

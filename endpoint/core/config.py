@@ -11,6 +11,7 @@ from typing import Any
 
 from bittensor_core import Keypair
 from django.conf import settings
+from yarl import URL
 
 from .db import cached_or_loaded
 from .encryption import SecretUnreadable, mask
@@ -83,6 +84,32 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def normalize_miner_path(raw: str) -> str:
+    """The path (and ``?query``) appended to every miner's axon, exactly as
+    the HTTP client puts it on the wire: btauth/1 signs that request target,
+    so what is stored, signed and sent must be the same text. Refused: a
+    ``#fragment`` (never sent), and anything sent percent-encoded (spaces,
+    non-ASCII, ``%2F``…), since a miner checking the signature against its
+    decoded path would see other text. ``%7E`` and the like become ``~``."""
+    text = raw.strip()
+    if not text.startswith("/"):
+        raise ConfigError(f"miner_path must start with '/', got {text!r}")
+    if "#" in text:
+        raise ConfigError("miner_path can't have a #fragment: it is never sent to the miner")
+    if any(not "!" <= c <= "~" for c in text):
+        raise ConfigError(
+            "miner_path may only hold printable ASCII without spaces: anything else is sent "
+            "percent-encoded, and miners would check our signature against another path"
+        )
+    target = URL("http://miner" + text)
+    if target.raw_path_qs != target.path_qs:
+        raise ConfigError(
+            f"miner_path {text!r} is sent as {target.raw_path_qs!r}, which miners decode to "
+            f"{target.path_qs!r}: use a path without percent-escapes"
+        )
+    return target.raw_path_qs
+
+
 # name -> parser; secrets are handled by the model's encrypting properties.
 FIELDS: dict[str, Callable[[str], Any]] = {
     "network": _text,
@@ -98,7 +125,7 @@ FIELDS: dict[str, Callable[[str], Any]] = {
     "openai_base_url": _text,
     "miner_timeout": _positive_float,
     "max_miner_timeout": _positive_float,
-    "miner_path": _text,
+    "miner_path": normalize_miner_path,
     "cost_per_answer": _int(0),
     "default_strategy": _strategy,
     "metagraph_sync_seconds": _int(10),

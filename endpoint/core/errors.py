@@ -26,10 +26,13 @@ class ApiError(Exception):
     code = "BadRequest"
     detail = "Bad request."
     openai_type = "invalid_request_error"
+    param: str | None = None  # the request field at fault, when one is (OpenAI's ``param``)
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str | None = None, *, param: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.detail
         self.extra = extra
+        if param is not None:
+            self.param = param
         super().__init__(self.detail)
 
     def headers(self) -> dict[str, str]:
@@ -220,6 +223,7 @@ class NoMinerServing(ServiceUnavailable):
 
 class ModelNotFound(ApiError):
     status, code = 404, "model_not_found"
+    param = "model"
     detail = "Unknown model. Use 'auto', 'best', 'best:N', 'top_n:N', 'uids:1,2' or 'uid:N' (see GET /v1/models)."
 
 
@@ -242,8 +246,9 @@ def seed_body(error: ApiError) -> dict:
 
 
 def openai_body(error: ApiError) -> dict:
-    """/v1: OpenAI's shape."""
-    return {"error": {"message": error.detail, "type": error.openai_type, "code": error.code, **error.extra}}
+    """/v1: OpenAI's shape (``param`` always there, null when no one field is at fault)."""
+    body = {"message": error.detail, "type": error.openai_type, "param": error.param, "code": error.code}
+    return {"error": {**body, **error.extra}}
 
 
 def page_body(error: ApiError) -> dict:

@@ -10,6 +10,7 @@ cost more CPU than the rest of the gateway together (measured with py-spy).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 from django.conf import settings
+from yarl import URL
 
 from endpoint.core.errors import MinerFailure
 from endpoint.core.loopbound import PerLoop
@@ -137,17 +139,27 @@ def _error_text(body: bytes) -> str:
         return ""
 
 
+@functools.lru_cache(maxsize=4096)
+def _target(url: str, path: str) -> URL:
+    """The miner's URL parsed once, as the wire will carry it: a configured
+    path is normalised already (endpoint.core.config), one stored before is
+    normalised here the same way, so the signature always covers what is sent."""
+    return URL(url + path)
+
+
 async def _signed_post(
     url: str, path: str, payload: bytes, keypair: Any, hotkey: str, timeout: float, total: float | None
 ) -> aiohttp.ClientResponse:
     """POST the body signed for the miner ``hotkey``; the response once its
     status is a success, for the caller to read and release. Any other
     status is read (capped), released and raised as MinerFailure."""
-    headers = sign_request(keypair, path=path, body=payload, receiver=hotkey)
+    target = _target(url, path)
+    # Signed: the request target as aiohttp will send it (it sends a URL object as is).
+    headers = sign_request(keypair, path=target.raw_path_qs, body=payload, receiver=hotkey)
     headers["Content-Type"] = "application/json"
     request_timeout = aiohttp.ClientTimeout(total=total, connect=min(CONNECT_TIMEOUT, timeout))
     resp = await shared_session().post(
-        url + path, data=payload, headers=headers, timeout=request_timeout, allow_redirects=False
+        target, data=payload, headers=headers, timeout=request_timeout, allow_redirects=False
     )
     if resp.status < 300:
         return resp
