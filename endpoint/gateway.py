@@ -31,7 +31,7 @@ from endpoint.network.dispatch import (
     worst_case_seconds,
 )
 from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
-from endpoint.network.protocol import MinerResult, MinerStream, delta_text
+from endpoint.network.protocol import MinerResult, MinerStream, StreamedAnswer
 from endpoint.network.routing import Route, choose_best
 from endpoint.network.wallet import validator_hotkey
 from endpoint.ratelimits import RateState, check_rate_limits, rules_for
@@ -260,7 +260,9 @@ class ChatStream:
         self.winner: MinerStream = race.winner
         self.reservation = reservation
         self.cost = cost
-        self.text: list[str] = []
+        self.said = StreamedAnswer()  # what the miner has said, for the log
+        for chunk in self.winner.opening:
+            self.said.add(chunk)
         self.error = self.error_code = ""  # why the stream ended early, for the client
         self.miner_error = ""  # what the miner did, for the log
 
@@ -280,7 +282,7 @@ class ChatStream:
                 self.error, self.error_code = errors.DatabaseUnavailable.detail, errors.DatabaseUnavailable.code
                 return
             async for chunk in winner.rest:
-                self.text.append(delta_text(chunk))
+                self.said.add(chunk)
                 yield chunk
         except MinerFailure as failure:
             # The answer was cut short; what was sent stays sent (and charged).
@@ -293,8 +295,7 @@ class ChatStream:
             await winner.close()
             if call.settlement is None:
                 call.settle(self.reservation, 0, miner_calls)
-            content = winner.content + "".join(self.text)
-            answered = MinerResult(winner.uid, winner.hotkey, True, content=content, error=self.miner_error)
+            answered = MinerResult(winner.uid, winner.hotkey, True, content=self.said.text, error=self.miner_error)
             answered.response_ms = winner.response_ms
             call.log.miners = _miner_logs([answered, *self.race.failures], self.race.cancelled)
             await call.finish(exc)

@@ -28,24 +28,39 @@ from .serializers import ChatCompletionRequest, parse_body
 TOP_N_MODELS = (1, 3, 5, 10)
 
 
+def _message(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The miner's message as OpenAI shapes it (``refusal`` always there), or
+    None when it says nothing: no text, no refusal, no tool calls."""
+    content, refusal, calls = message.get("content"), message.get("refusal"), message.get("tool_calls")
+    shaped: dict[str, Any] = {
+        "role": "assistant",
+        "content": content if isinstance(content, str) else None,
+        "refusal": refusal if isinstance(refusal, str) else None,
+    }
+    if isinstance(calls, list) and calls:
+        shaped["tool_calls"] = calls
+    elif shaped["content"] is None and shaped["refusal"] is None:
+        return None
+    return shaped
+
+
 def _choices(outcome: Dispatch) -> list[dict[str, Any]]:
     winner = outcome.successes[0]
     raw = (winner.answer or {}).get("choices")
     choices = []
     for i, choice in enumerate(raw if isinstance(raw, list) else []):
         message = choice.get("message") if isinstance(choice, dict) else None
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            finish = choice.get("finish_reason") or "stop"
-            choices.append(
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": message["content"]},
-                    "finish_reason": finish,
-                    "logprobs": None,
-                }
-            )
+        shaped = _message(message) if isinstance(message, dict) else None
+        if shaped is not None:
+            finish = choice.get("finish_reason") or ("tool_calls" if "tool_calls" in shaped else "stop")
+            choices.append({"index": i, "message": shaped, "finish_reason": finish, "logprobs": None})
     return choices or [
-        {"index": 0, "message": {"role": "assistant", "content": winner.content}, "finish_reason": "stop"}
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": winner.content, "refusal": None},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
     ]
 
 

@@ -1,7 +1,8 @@
 """A local subnet: N miners on loopback, each with its own hotkey, verifying
 btauth/1 and answering OpenAI chat completions (JSON or SSE) with text that
-names their uid. Fault modes make a miner fail, hang, reset, babble, flood or
-drip, so tests and `make run` exercise the real network path offline.
+names their uid, or with a call to the first tool when the request offers
+tools. Fault modes make a miner fail, hang, reset, babble, flood or
+drip (or refuse), so tests and `make run` exercise the real network path offline.
 
     with LocalSubnet(8) as subnet:
         sync_metagraph(snapshot=subnet.snapshot())
@@ -37,7 +38,7 @@ from bittensor.sp_core import Keypair
 
 log = logging.getLogger(__name__)
 
-MODES = ("ok", "error", "hang", "reset", "garbage", "huge", "drip", "empty")
+MODES = ("ok", "error", "hang", "reset", "garbage", "huge", "drip", "empty", "refuse")
 # How a streamed answer goes wrong after its first content.
 STREAM_FAULTS = ("", "reset", "garbage", "long_line", "drip")
 HUGE_BYTES = 20 * 1024 * 1024
@@ -135,7 +136,22 @@ class Miner:
             self._seen.clear()
 
     def answer_text(self, messages: list[Any]) -> str:
+        last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+        if last.get("role") == "tool":
+            return f"Miner {self.uid} read the tool result: {_text_of(last.get('content'))}"
         return f"Miner {self.uid} heard: {_last_user_text(messages)}"
+
+    def answer(self, body: dict[str, Any], mode: str) -> dict[str, Any]:
+        """The assistant message: a call to a tool when the request offers one
+        (and the last message is not that tool's result), else text."""
+        if mode == "empty":
+            return {"content": ""}
+        if mode == "refuse":
+            return {"content": None, "refusal": f"Miner {self.uid} will not help with that."}
+        call = _tool_call(body)
+        if call is not None:
+            return {"content": None, "tool_calls": [call]}
+        return {"content": self.answer_text(body["messages"])}
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -175,6 +191,47 @@ def _last_user_text(messages: list[Any]) -> str:
     return ""
 
 
+def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A call to the tool the request names in ``tool_choice``, else its first
+    one, with a placeholder for every required parameter; None when the
+    request offers no tools, forbids them, or ends with a tool's result."""
+    offered = body.get("tools")
+    tools = (
+        [t["function"] for t in offered if isinstance(t, dict) and isinstance(t.get("function"), dict)]
+        if isinstance(offered, list)
+        else []
+    )
+    choice = body.get("tool_choice")
+    last = body["messages"][-1] if body["messages"] else None
+    if not tools or choice == "none" or (isinstance(last, dict) and last.get("role") == "tool"):
+        return None
+    named = choice.get("function") if isinstance(choice, dict) else None
+    name = named.get("name") if isinstance(named, dict) else None
+    function = next((f for f in tools if f.get("name") == name), tools[0])
+    schema = function.get("parameters") if isinstance(function.get("parameters"), dict) else {}
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    arguments = {p: _placeholder(properties.get(p)) for p in required if isinstance(p, str)}
+    return {
+        "id": "call_" + secrets.token_hex(8),
+        "type": "function",
+        "function": {"name": str(function.get("name", "")), "arguments": orjson.dumps(arguments).decode()},
+    }
+
+
+PLACEHOLDERS = {"string": "example", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
+
+
+def _placeholder(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return "example"
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+    return PLACEHOLDERS.get(kind, "example") if isinstance(kind, str) else "example"
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -207,24 +264,31 @@ def _error(status: int, message: str, kind: str) -> web.Response:
     return _json_response({"error": {"message": message, "type": kind}}, status)
 
 
-def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+def _finish(message: dict[str, Any]) -> str:
+    return "tool_calls" if message.get("tool_calls") else "stop"
+
+
+def _completion(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     prompt = sum(_words(_text_of(m.get("content"))) for m in body["messages"] if isinstance(m, dict))
-    answer = _words(text)
+    answer = _words(_text_of(message.get("content") or message.get("refusal")))
+    answer += sum(_words(c["function"]["arguments"]) for c in message.get("tool_calls", []))
     return {
         "id": _completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model") or "localnet",
         "choices": [
-            {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            {"index": i, "message": {"role": "assistant", **message}, "finish_reason": _finish(message)}
             for i in range(_choice_count(body))
         ],
         "usage": {"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer},
     }
 
 
-def _stream_events(body: dict[str, Any], text: str) -> list[bytes]:
-    """The SSE events of a streamed answer: role, one chunk a word, stop, [DONE]."""
+def _stream_events(body: dict[str, Any], message: dict[str, Any]) -> list[bytes]:
+    """The SSE events of a streamed answer: role, one chunk a word (of the
+    text or the refusal; a tool call's arguments in two fragments), the
+    finish reason, [DONE]."""
     head = {
         "id": _completion_id(),
         "object": "chat.completion.chunk",
@@ -232,17 +296,27 @@ def _stream_events(body: dict[str, Any], text: str) -> list[bytes]:
         "model": body.get("model") or "localnet",
     }
 
-    def event(index: int, delta: dict[str, str], finish: str | None = None) -> bytes:
+    def event(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk = {**head, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
+    key = "refusal" if message.get("refusal") else "content"
+    text = message.get(key) or ""
     words = text.split(" ") if text else []
-    pieces = [word + " " for word in words[:-1]] + words[-1:]
+    deltas = [{key: word + " "} for word in words[:-1]] + [{key: word} for word in words[-1:]]
+    for i, call in enumerate(message.get("tool_calls", [])):
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        opening = {"index": i, "id": call["id"], "type": "function"}
+        deltas.append(
+            {"tool_calls": [{**opening, "function": {"name": call["function"]["name"], "arguments": arguments[:half]}}]}
+        )
+        deltas.append({"tool_calls": [{"index": i, "function": {"arguments": arguments[half:]}}]})
     events = []
     for index in range(_choice_count(body)):
         events.append(event(index, {"role": "assistant"}))
-        events.extend(event(index, {"content": piece}) for piece in pieces)
-        events.append(event(index, {}, "stop"))
+        events.extend(event(index, delta) for delta in deltas)
+        events.append(event(index, {}, _finish(message)))
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -413,11 +487,11 @@ class LocalSubnet:
             return await _send_drip(request)
         if behaviour.upstream and mode == "ok":
             return await self._forward(request, behaviour, raw, body)
-        text = "" if mode == "empty" else miner.answer_text(body["messages"])
+        message = miner.answer(body, mode)
         if body.get("stream") is True:
-            events = _stream_events(body, text)
+            events = _stream_events(body, message)
             return await _send_stream(request, events, behaviour.chunk_delay, behaviour.stream_fault)
-        return _json_response(_completion(body, text))
+        return _json_response(_completion(body, message))
 
     async def _forward(
         self, request: web.BaseRequest, behaviour: MinerBehaviour, raw: bytes, body: dict[str, Any]

@@ -120,14 +120,33 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _content_of(answer: Any) -> str:
+def _says_something(message: dict[str, Any]) -> bool:
+    # A tool call or a refusal is an answer too, with no text.
+    text = [message.get("content"), message.get("refusal")]
+    calls = message.get("tool_calls")
+    return any(isinstance(t, str) and t.strip() for t in text) or (isinstance(calls, list) and bool(calls))
+
+
+def said(message: dict[str, Any]) -> str:
+    """What a message says, for the log and the seed's answer: its text (else
+    its refusal), then its tool calls as compact JSON; "" if nothing."""
+    parts = [next((t for t in (message.get("content"), message.get("refusal")) if isinstance(t, str) and t), "")]
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        parts.append(orjson.dumps(calls).decode())
+    return "\n".join(p for p in parts if p)
+
+
+def _message_of(answer: Any) -> dict[str, Any]:
     try:
-        content = answer["choices"][0]["message"]["content"]
+        message = answer["choices"][0]["message"]
     except (KeyError, IndexError, TypeError):
         raise MinerFailure("miner answer is not an OpenAI chat completion") from None
-    if not isinstance(content, str) or not content.strip():
+    if not isinstance(message, dict):
+        raise MinerFailure("miner answer is not an OpenAI chat completion")
+    if not _says_something(message):
         raise MinerFailure("miner answered with empty content")
-    return content
+    return message
 
 
 def _error_text(body: bytes) -> str:
@@ -178,7 +197,7 @@ async def _post(url: str, path: str, payload: bytes, keypair: Any, neuron: Neuro
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise MinerFailure("miner answered with invalid JSON", resp.status) from None
-    content = _content_of(answer)
+    content = said(_message_of(answer))
     return MinerResult(neuron.uid, neuron.hotkey, True, content=content, status=resp.status, answer=answer)
 
 
@@ -231,7 +250,8 @@ class MinerStream:
     """A miner's answer arriving as chat.completion.chunk dicts.
 
     ``opening`` holds the chunks read up to and including the first one with
-    content; ``rest`` yields the remainder. ``close()`` ends the connection.
+    content (text, a refusal or a tool call); ``rest`` yields the remainder.
+    ``close()`` ends the connection.
     """
 
     uid: int
@@ -243,15 +263,67 @@ class MinerStream:
 
     @property
     def content(self) -> str:
-        return "".join(delta_text(c) for c in self.opening)
+        opening = StreamedAnswer()
+        for chunk in self.opening:
+            opening.add(chunk)
+        return opening.text
+
+
+def _delta_of(chunk: dict[str, Any]) -> dict[str, Any]:
+    try:
+        delta = chunk["choices"][0].get("delta")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return {}
+    return delta if isinstance(delta, dict) else {}
 
 
 def delta_text(chunk: dict[str, Any]) -> str:
-    try:
-        text = chunk["choices"][0].get("delta", {}).get("content")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return ""
+    text = _delta_of(chunk).get("content")
     return text if isinstance(text, str) else ""
+
+
+class StreamedAnswer:
+    """A streamed answer put back together from its deltas, for the log:
+    the text, the refusal and the tool calls (their argument fragments joined)."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        delta = _delta_of(chunk)
+        for key, parts in (("content", self.content), ("refusal", self.refusal)):
+            if isinstance(delta.get(key), str):
+                parts.append(delta[key])
+        calls = delta.get("tool_calls")
+        for piece in calls if isinstance(calls, list) else []:
+            if not isinstance(piece, dict):
+                continue
+            index = piece.get("index") if isinstance(piece.get("index"), int) else 0
+            call = self.tool_calls.setdefault(index, {"id": "", "type": "function", "function": {}})
+            if isinstance(piece.get("id"), str):
+                call["id"] = piece["id"]
+            function = piece.get("function")
+            for key, value in function.items() if isinstance(function, dict) else ():
+                if isinstance(value, str):
+                    call["function"][key] = call["function"].get(key, "") + value
+
+    @property
+    def text(self) -> str:
+        calls = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        return said({"content": "".join(self.content), "refusal": "".join(self.refusal), "tool_calls": calls})
+
+
+def _as_delta(message: dict[str, Any]) -> dict[str, Any]:
+    delta: dict[str, Any] = {"role": "assistant"}
+    for key in ("content", "refusal"):
+        if isinstance(message.get(key), str):
+            delta[key] = message[key]
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(calls) if isinstance(c, dict)]
+    return delta
 
 
 async def _sse_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: float, deadline: float | None = None):
@@ -263,9 +335,10 @@ async def _sse_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: floa
     request's own timeout bounds the whole answer)."""
     if resp.content_type == "application/json":
         answer = orjson.loads(await _read_capped(resp, cap))
-        content = _content_of(answer)
-        yield {"choices": [{"index": 0, "delta": {"role": "assistant", "content": content}, "finish_reason": None}]}
-        yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        message = _message_of(answer)
+        finish = answer["choices"][0].get("finish_reason")
+        yield {"choices": [{"index": 0, "delta": _as_delta(message), "finish_reason": None}]}
+        yield {"choices": [{"index": 0, "delta": {}, "finish_reason": finish if isinstance(finish, str) else "stop"}]}
         return
     loop = asyncio.get_running_loop()
     size = 0
@@ -328,7 +401,7 @@ async def open_miner_stream(
             opening: list[dict[str, Any]] = []
             async for chunk in chunks:
                 opening.append(chunk)
-                if delta_text(chunk):
+                if _says_something(_delta_of(chunk)):  # text, a refusal or a tool call
                     break
             else:
                 raise MinerFailure("miner answered with empty content", resp.status)
