@@ -102,7 +102,7 @@ async def sse_events(call: GatewayCall, model: str, stream: ChatStream) -> Async
             first = False
         yield b"data: " + orjson.dumps(event) + b"\n\n"
     if stream.error:  # as OpenAI ends a stream that fails midway
-        error = {"message": stream.error, "type": "api_error", "code": stream.error_code}
+        error = {"message": stream.error, "type": "api_error", "param": None, "code": stream.error_code}
         yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
     yield b"data: [DONE]\n\n"
 
