@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,5 +25,5 @@ def test_wrong_password_is_refused_in_the_page(page, live_server_url):
     page.get_by_label("Username").fill("operator")
     page.get_by_label("Password").fill("wrong")
     page.get_by_role("button", name="Log in").click()
-    assert page.locator(".errornote").is_visible()
+    expect(page.locator(".errornote")).to_be_visible()  # waits for the answer to the post, however slow
     assert "/admin/login/" in page.url
