@@ -96,8 +96,9 @@ _RESERVE_SQL = (
     f"RETURNING {_ID}), "
     f"entry AS (INSERT INTO {_LEDGER} ({_HOLD_COLUMNS}) "
     f"SELECT {_ID}, '{CreditEntry.HOLD}', -%s, %s, now() + %s * interval '1 second', '', '', now() FROM held) "
-    f"SELECT (SELECT count(*) FROM held), (SELECT {_CREDITS} IS NULL FROM {_TABLE} WHERE {_ID} = %s), "
-    f"{asyncdb.ASYNC_COMMIT}"
+    # Whether the key is unlimited is looked up only when nothing was held.
+    f"SELECT h.n, CASE WHEN h.n = 1 THEN false ELSE (SELECT {_CREDITS} IS NULL FROM {_TABLE} WHERE {_ID} = %s) END, "
+    f"{asyncdb.ASYNC_COMMIT} FROM (SELECT count(*) AS n FROM held) AS h"
 )
 
 
@@ -109,7 +110,7 @@ def settle_ctes(condition: str = "TRUE") -> str:
     return (
         f"ended AS (INSERT INTO {_LEDGER} ({_END_COLUMNS}) "
         f"SELECT %s, '{CreditEntry.SETTLE}', %s, %s, %s, '', '', now() WHERE %s > 0 AND {condition} "
-        f"ON CONFLICT ({_ENDS}) DO NOTHING RETURNING 1), "
+        f"ON CONFLICT ({_ENDS}) WHERE {_ENDS} IS NOT NULL DO NOTHING RETURNING 1), "
         f"settled AS (UPDATE {_TABLE} SET {_CREDITS} = {_CREDITS} + %s, "
         f"{_COUNT} = {_COUNT} + 1, {_REQUESTS} = {_REQUESTS} + %s, {_LAST_USED} = %s "
         f"WHERE {_ID} = %s AND {condition} AND (%s = 0 OR EXISTS (SELECT 1 FROM ended)) RETURNING 1)"

@@ -109,8 +109,8 @@ class CreditEntry(models.Model):
     key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, db_constraint=False, related_name="credit_entries")
     kind = models.CharField(max_length=16, choices=KINDS)
     amount = models.BigIntegerField(help_text="Credits given to the key (negative: taken).")
-    request_id = models.UUIDField(null=True, blank=True, db_index=True, help_text="The call a hold is for.")
-    ends = models.UUIDField(null=True, blank=True, unique=True, help_text="The call whose hold this ends.")
+    request_id = models.UUIDField(null=True, blank=True, help_text="The call a hold is for.")
+    ends = models.UUIDField(null=True, blank=True, help_text="The call whose hold this ends.")
     expires_at = models.DateTimeField(null=True, blank=True, help_text="A hold's deadline.")
     actor = models.CharField(max_length=150, blank=True)
     reason = models.CharField(max_length=500, blank=True)
@@ -119,9 +119,13 @@ class CreditEntry(models.Model):
     class Meta:
         verbose_name = "credit entry"
         verbose_name_plural = "credit entries"
+        # As few indexes as the hot path can afford: every hold and settle writes a row.
         indexes = [
             models.Index(fields=["key", "id"], name="creditentry_key"),
             models.Index(fields=["expires_at"], condition=Q(kind="hold"), name="creditentry_holds"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["ends"], condition=Q(ends__isnull=False), name="creditentry_ends_once")
         ]
 
     def __str__(self) -> str:

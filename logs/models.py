@@ -16,8 +16,9 @@ class Request(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     key = models.ForeignKey("keys.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="requests")
     # Who made the call, kept with the log: a deleted key leaves its requests attributed.
-    key_name = models.CharField(max_length=200, blank=True)
-    key_prefix = models.CharField(max_length=8, blank=True)
+    # A database default too: rows written by hand (COPY, raw SQL) stay valid.
+    key_name = models.CharField(max_length=200, blank=True, default="", db_default="")
+    key_prefix = models.CharField(max_length=8, blank=True, default="", db_default="")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     route = models.CharField(max_length=64)
     messages = models.JSONField(default=list, blank=True)
