@@ -287,12 +287,8 @@ class ConfigFormBase(forms.ModelForm):
             if name in SECRETS and not raw:
                 continue  # blank keeps the stored secret
             try:
-                value = FIELDS[name](raw)
-                if name == "hotkey_mnemonic":
-                    from .network.wallet import keypair_from_mnemonic
-
-                    keypair_from_mnemonic(value)
-            except (ConfigError, ValueError) as exc:
+                value = FIELDS[name](raw)  # a mnemonic is checked to make a keypair there
+            except ConfigError as exc:
                 self.add_error(name, str(exc))
                 continue
             if name in SECRETS or value != getattr(self.instance, name):

@@ -84,6 +84,17 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _mnemonic(raw: str) -> str:
+    """A hotkey mnemonic that makes a keypair (or empty: none configured)."""
+    value = _text(raw)
+    if value:
+        try:
+            keypair_from_mnemonic(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return value
+
+
 def normalize_miner_path(raw: str) -> str:
     """The path (and ``?query``) appended to every miner's axon, exactly as
     the HTTP client puts it on the wire: btauth/1 signs that request target,
@@ -116,7 +127,7 @@ FIELDS: dict[str, Callable[[str], Any]] = {
     "netuid": _int(0),
     "metagraph_source": _choice("chain", "file"),
     "metagraph_file": _text,
-    "hotkey_mnemonic": _text,
+    "hotkey_mnemonic": _mnemonic,
     "rate_limiting_enabled": _bool,
     "global_rate_limits": parse_rate_limits,
     "moderation_enabled": _bool,
@@ -161,11 +172,6 @@ def do_set_config(name: str, raw: str) -> Any:
     if name not in FIELDS:
         raise ConfigError(f"unknown config name {name!r}; known: {', '.join(FIELDS)}")
     value = FIELDS[name](raw)
-    if name == "hotkey_mnemonic" and value:
-        try:
-            keypair_from_mnemonic(value)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
     row = EndpointConfig.load()
     setattr(row, name, value)
     row.save()

@@ -267,36 +267,23 @@ def json_response(error: ApiError, shape=seed_body) -> JsonResponse:
 
 
 def answers_errors_as_json(shape):
-    """For a page's JSON view (sync or async): an ApiError it raises becomes
-    its answer, in ``shape``. The API's views get the same from DRF's handler
-    (``endpoint.api.errors``)."""
+    """For a page's async JSON view: an ApiError it raises (or a database
+    that is unreachable) becomes its answer, in ``shape``. The API's views
+    get the same from DRF's handler (``endpoint.api.errors``)."""
 
     def decorate(view):
-        if iscoroutinefunction(view):
+        if not iscoroutinefunction(view):
+            raise TypeError(f"{view.__name__} must be an async view")
 
-            @functools.wraps(view)
-            async def answer(request, *args, **kwargs):
-                try:
-                    return await view(request, *args, **kwargs)
-                except ApiError as error:
-                    return json_response(error, shape)
-                except Exception as exc:
-                    if (error := from_database(exc)) is None:
-                        raise
-                    return json_response(error, shape)
-
-        else:
-
-            @functools.wraps(view)
-            def answer(request, *args, **kwargs):
-                try:
-                    return view(request, *args, **kwargs)
-                except ApiError as error:
-                    return json_response(error, shape)
-                except Exception as exc:
-                    if (error := from_database(exc)) is None:
-                        raise
-                    return json_response(error, shape)
+        @functools.wraps(view)
+        async def answer(request, *args, **kwargs):
+            try:
+                return await view(request, *args, **kwargs)
+            except Exception as exc:
+                error = exc if isinstance(exc, ApiError) else from_database(exc)
+                if error is None:
+                    raise
+                return json_response(error, shape)
 
         return answer
 
