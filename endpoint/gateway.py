@@ -90,6 +90,19 @@ def _key_strategy(key: ApiKey, config_default: str) -> Strategy:
     return DEFAULT
 
 
+# Subjects the rate limits refused lately (until their retry-after), in this
+# worker: their calls wait for the count before holding credits, so a client
+# hammering past its limit costs no hold and release per refusal.
+_refused_lately: dict[str, float] = {}
+_REFUSED_MEMORY = 10_000
+
+
+def _retrieve(counting: asyncio.Future) -> None:
+    """Collect a count's outcome when nobody waits for it any more (a client gone)."""
+    if not counting.cancelled():
+        counting.exception()
+
+
 class GatewayCall:
     """Use as ``async with GatewayCall(request, route) as call:``; the request
     log is written on the way out, with the error code if one was raised. A
@@ -102,6 +115,8 @@ class GatewayCall:
         self.settlement: Settlement | None = None  # applied with the log, in one statement
         self.logged_early = False  # a stream's log was written (or tried) from its first content
         self.rate_state: RateState | None = None
+        self.counting: asyncio.Future | None = None  # the rate-limit count, while not yet awaited
+        self.subject = ""
         self.log = RequestLog(route=route, started_at=timezone.now(), client_ip=request.META.get("REMOTE_ADDR"))
         if (request_id := getattr(request, "request_id", None)) is not None:
             self.log.id = request_id  # the id the answer's x-request-id names (endpoint.asgi)
@@ -110,8 +125,11 @@ class GatewayCall:
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
-        if not self.handed_off or exc is not None:
-            await self.finish(exc)
+        refused = await self._counted_before(exc)
+        if not self.handed_off or exc is not None or refused is not None:
+            await self.finish(refused or exc)
+        if refused is not None:
+            raise refused
 
     def hand_off(self) -> None:
         self.handed_off = True
@@ -139,11 +157,21 @@ class GatewayCall:
 
     async def authenticate(self, authorization: str | None) -> ApiKey:
         """The caller's key, counted against its rate limits (429 before anything is held or sent)."""
-        key = await aauthenticate_key(parse_bearer(authorization))
-        await self.admit(key)
+        key = await self.identify(authorization)
+        await self.admitted()
         return key
 
-    async def admit(self, key: ApiKey) -> None:
+    async def identify(self, authorization: str | None) -> ApiKey:
+        """The caller's key, its count against the rate limits started but
+        not awaited: ``answer`` and ``open_stream`` wait for it together with
+        the credit hold (two round trips at once), and a refusal gives the
+        hold back. A 429 still comes before any other error and before a
+        miner is asked."""
+        key = await aauthenticate_key(parse_bearer(authorization))
+        await self.admit(key, wait=False)
+        return key
+
+    async def admit(self, key: ApiKey, *, wait: bool = True) -> None:
         """Count the call against the rules that apply to the key (its own,
         else the global ones). A key with an owner counts on the owner's
         counter, ``user:<id>``: the user's chat and every key they made share
@@ -152,8 +180,37 @@ class GatewayCall:
         self.log.key_id, self.log.user_id = key.pk, key.owner_id
         self.log.key_name, self.log.key_prefix = key.name, key.prefix
         rules = rules_for(key.rate_limits, await aruntime_config())
-        subject = f"user:{key.owner_id}" if key.owner_id is not None else f"key:{key.pk}"
-        self.rate_state = await check_rate_limits(subject, rules)
+        self.subject = f"user:{key.owner_id}" if key.owner_id is not None else f"key:{key.pk}"
+        if rules:
+            self.counting = asyncio.ensure_future(check_rate_limits(self.subject, rules))
+            self.counting.add_done_callback(_retrieve)
+        if wait:
+            await self.admitted()
+
+    async def admitted(self) -> None:
+        """Wait for the rate-limit count the call started (once); raises its refusal."""
+        counting, self.counting = self.counting, None
+        if counting is None:
+            return
+        try:
+            self.rate_state = await counting
+        except errors.ApiError as refusal:
+            _refused_lately[self.subject] = time.monotonic() + getattr(refusal, "retry_after", 1)
+            if len(_refused_lately) > _REFUSED_MEMORY:
+                _refused_lately.clear()
+            raise
+
+    async def _counted_before(self, exc: BaseException | None) -> errors.ApiError | None:
+        """A call that ended before waiting for its rate-limit count (bad
+        input, no miner) waits for it now: the count's refusal is the
+        answer, as when the count came first."""
+        if self.counting is None or isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+            return None
+        try:
+            await self.admitted()
+        except errors.ApiError as refusal:
+            return refusal if exc is None or isinstance(exc, errors.ApiError) else None
+        return None
 
     def response_headers(self) -> dict[str, str]:
         return self.rate_state.headers() if self.rate_state else {}
@@ -172,6 +229,8 @@ class GatewayCall:
         if not neurons:
             raise errors.NoMinerServing()
         # The extra fields reach the miners too (tool descriptions, for one).
+        if config.moderation_enabled:
+            await self.admitted()  # no paid check for a call the limits refuse
         await check_moderation([*prompt.messages, prompt.extra] if prompt.extra else prompt.messages, config)
         options = DispatchOptions(
             timeout=min(prompt.timeout or config.miner_timeout, config.max_miner_timeout),
@@ -211,7 +270,22 @@ class GatewayCall:
         """Hold the call's credits until it settles, or until the sweeper
         gives them back once the call can no longer be running."""
         seconds = worst_case_seconds(plan.options)
-        return await areserve_credits(key, credits, request_id=self.log.id, seconds=seconds)
+        if self.counting is not None and _refused_lately.get(self.subject, 0.0) > time.monotonic():
+            await self.admitted()  # a client being refused holds nothing
+        if self.counting is None:
+            return await areserve_credits(key, credits, request_id=self.log.id, seconds=seconds)
+        held, counted = await asyncio.gather(
+            areserve_credits(key, credits, request_id=self.log.id, seconds=seconds),
+            self.admitted(),
+            return_exceptions=True,
+        )
+        if isinstance(counted, BaseException):
+            if isinstance(held, Reservation):
+                self.settle(held, 0, 0)  # given back with the log
+            raise counted
+        if isinstance(held, BaseException):
+            raise held
+        return held
 
     async def answer(self, key: ApiKey, prompt: Prompt) -> Dispatch:
         plan = await self.plan(key, prompt)

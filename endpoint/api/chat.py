@@ -18,7 +18,7 @@ class ChatView(AsyncAPIView):
     async def post(self, request):
         async with self.start_call(request, route="/chat") as call:
             check_endpoint_version(request)
-            key = await call.authenticate(request.headers.get("Authorization"))
+            key = await call.identify(request.headers.get("Authorization"))
             body = parse_body(ChatRequest, request)
             outcome = await call.answer(key, body.prompt())
             return Response(outcome.seed_json())

@@ -113,7 +113,7 @@ class ChatCompletionsView(AsyncAPIView):
     @completions_schema
     async def post(self, request):
         async with self.start_call(request, route="/v1/chat/completions") as call:
-            key = await call.authenticate(request.headers.get("Authorization"))
+            key = await call.identify(request.headers.get("Authorization"))
             body = parse_body(ChatCompletionRequest, request)
             if not body.stream:
                 outcome = await call.answer(key, body.prompt())

@@ -11,7 +11,8 @@ import pytest
 
 from endpoint.core.config import do_set_config
 from endpoint.core.db import run_db
-from keys.models import ApiKey
+from keys.credits import audit_credits, open_holds
+from keys.models import ApiKey, CreditEntry
 from keys.rate_limits import do_add_rate_limit
 from keys.services import do_create_key
 from logs.models import Request
@@ -47,6 +48,30 @@ async def test_third_call_in_a_minute_gets_429_uncharged(api, limited, network):
     assert len(network.miners[0].seen) == calls_before  # no miner called
     assert (await run_db(ApiKey.objects.get, pk=limited.key.pk)).credits == 98
     assert await run_db(lambda: Request.objects.filter(status=429, api_error="RateLimitExceeded").count()) == 1
+    # The count runs beside the credit hold: a refused call's hold is given back with its log.
+    assert await run_db(open_holds) == (0, 0)
+    assert await run_db(audit_credits) == []
+
+
+async def test_a_client_refused_lately_holds_nothing_on_its_next_calls(api, limited, network):
+    for _ in range(3):
+        await api.post("/chat", json={"messages": HELLO}, headers=bearer(limited))
+    entries = await run_db(CreditEntry.objects.filter(key=limited.key).count)
+    for _ in range(3):
+        r = await api.post("/v1/chat/completions", json={"model": "auto", "messages": HELLO}, headers=bearer(limited))
+        assert r.status_code == 429
+    assert await run_db(CreditEntry.objects.filter(key=limited.key).count) == entries
+    assert (await run_db(ApiKey.objects.get, pk=limited.key.pk)).credits == 98
+
+
+@pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions"])
+async def test_over_the_limit_a_bad_body_still_gets_429(api, limited, network, path):
+    for _ in range(2):
+        await api.post("/chat", json={"messages": HELLO}, headers=bearer(limited))
+    r = await api.post(path, json={"messages": "not a list", "model": 7}, headers=bearer(limited))
+    assert r.status_code == 429
+    assert r.headers["x-ratelimit-remaining-requests"] == "0"
+    assert await run_db(lambda: Request.objects.filter(status=429).count()) == 1
 
 
 async def test_concurrent_calls_pass_exactly_the_limit(api, limited, network):
