@@ -106,7 +106,10 @@ class CreditEntry(models.Model):
         (TRANSFER, "transfer"),
     ]
 
-    key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, db_constraint=False, related_name="credit_entries")
+    # Indexed as the first column of creditentry_key.
+    key = models.ForeignKey(
+        ApiKey, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="credit_entries"
+    )
     kind = models.CharField(max_length=16, choices=KINDS)
     amount = models.BigIntegerField(help_text="Credits given to the key (negative: taken).")
     request_id = models.UUIDField(null=True, blank=True, help_text="The call a hold is for.")

@@ -215,3 +215,20 @@ def test_every_variant_names_only_columns_the_database_has(variant):
         assert cursor.fetchall()
     assert not Request.objects.filter(pk=log.id).exists()
     assert balance(key) == (7, 0, 0)
+
+
+def test_the_searches_by_error_and_by_user_find_their_partial_indexes():
+    # Answered calls and operators' keys skip these indexes when a row is
+    # written; the admin's and the user's searches must still reach them.
+    user = UserFactory()
+    queries = {
+        "request_error_time": Request.objects.filter(api_error="AllMinersFailed").order_by("-started_at"),
+        "request_user": Request.objects.filter(user=user),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            for index, query in queries.items():
+                assert index in query.explain(), query.query
+        finally:
+            cursor.execute("RESET enable_seqscan")
