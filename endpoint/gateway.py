@@ -33,6 +33,7 @@ from endpoint.network.dispatch import (
 from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
 from endpoint.network.protocol import MinerResult, MinerStream, StreamedAnswer
 from endpoint.network.routing import Route, choose_best
+from endpoint.network.structured import AnswerFormat
 from endpoint.network.wallet import validator_hotkey
 from endpoint.ratelimits import RateState, check_rate_limits, rules_for
 from keys.credits import Reservation, Settlement, areserve_credits
@@ -67,6 +68,7 @@ class Plan:
     neurons: list[NeuronInfo]
     options: DispatchOptions
     route: Route | None = None  # the best strategy's alternates, retries and hedges
+    expect: AnswerFormat | None = None  # the structure the client asked answers to have
 
     @property
     def miner_kwargs(self) -> dict[str, Any]:
@@ -75,6 +77,7 @@ class Plan:
             "path": self.config.miner_path,
             "allow_private": self.directory.network == "local",
             "route": self.route,
+            "expect": self.expect,
         }
 
 
@@ -217,6 +220,7 @@ class GatewayCall:
 
     async def plan(self, key: ApiKey, prompt: Prompt) -> Plan:
         self.log.messages = prompt.messages
+        expect = AnswerFormat.from_request(prompt.extra.get("response_format"))
         config = await aruntime_config()
         directory = await adirectory()
         if directory.empty:
@@ -237,7 +241,7 @@ class GatewayCall:
             in_parallel=prompt.in_parallel,
             respond_on_first_success=prompt.respond_on_first_success,
         )
-        return Plan(config, directory, keypair, neurons, options, route)
+        return Plan(config, directory, keypair, neurons, options, route, expect)
 
     async def log_early(self) -> bool:
         """Write the log and the charge as they stand now; ``finish`` replaces

@@ -23,6 +23,7 @@ from .metagraph import Directory, NeuronInfo
 from .minerstats import CallRecord
 from .protocol import MinerResult, MinerStream, open_miner_stream, query_miner
 from .routing import Route
+from .structured import AnswerFormat
 
 MIN_RETRY_SECONDS = 0.2  # a retry or hedge needs at least this much of the deadline left
 
@@ -158,6 +159,7 @@ async def dispatch(
     path: str,
     allow_private: bool,
     route: Route | None = None,
+    expect: AnswerFormat | None = None,
 ) -> Dispatch:
     """Ask the miners; a ``route`` (the best strategy) adds retries on other
     miners when one fails and a backup raced against a slow first answer."""
@@ -165,7 +167,9 @@ async def dispatch(
     route = route or Route(list(neurons))
 
     def start(neuron: NeuronInfo, timeout: float):
-        return query_miner(neuron, payload, keypair=keypair, path=path, timeout=timeout, allow_private=allow_private)
+        return query_miner(
+            neuron, payload, keypair=keypair, path=path, timeout=timeout, allow_private=allow_private, expect=expect
+        )
 
     attempts = _Attempts(route, options, start)
     window = options.in_parallel or len(neurons) or 1
@@ -237,12 +241,13 @@ async def race_streams(
     path: str,
     allow_private: bool,
     route: Route | None = None,
+    expect: AnswerFormat | None = None,
 ) -> StreamRace:
     """Open streams on the miners; the first to produce content wins. With a
     ``route``, a miner failing before any content is replaced by the next
     best (nothing has reached the client yet, so a retry is invisible)."""
     race = StreamRace()
-    kwargs = {"keypair": keypair, "path": path, "allow_private": allow_private}
+    kwargs = {"keypair": keypair, "path": path, "allow_private": allow_private, "expect": expect}
 
     def start(neuron: NeuronInfo, timeout: float):
         return _open_or_fail(neuron, payload, timeout, **kwargs)

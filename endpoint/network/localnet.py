@@ -38,7 +38,7 @@ from bittensor.sp_core import Keypair
 
 log = logging.getLogger(__name__)
 
-MODES = ("ok", "error", "hang", "reset", "garbage", "huge", "drip", "empty", "refuse")
+MODES = ("ok", "error", "hang", "reset", "garbage", "huge", "drip", "empty", "refuse", "ignore_format")
 # How a streamed answer goes wrong after its first content.
 STREAM_FAULTS = ("", "reset", "garbage", "long_line", "drip")
 HUGE_BYTES = 20 * 1024 * 1024
@@ -151,7 +151,10 @@ class Miner:
         call = _tool_call(body)
         if call is not None:
             return {"content": None, "tool_calls": [call]}
-        return {"content": self.answer_text(body["messages"])}
+        text = self.answer_text(body["messages"])
+        if mode == "ignore_format":  # prose, whatever format was asked for
+            return {"content": text}
+        return {"content": _formatted(text, body.get("response_format"))}
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -217,6 +220,41 @@ def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
         "type": "function",
         "function": {"name": str(function.get("name", "")), "arguments": orjson.dumps(arguments).decode()},
     }
+
+
+def _formatted(text: str, response_format: Any) -> str:
+    """``text`` in the format the request asks for: as is, in a JSON object,
+    or as an instance of the request's JSON schema (every string ``text``)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        return orjson.dumps({"answer": text}).decode()
+    spec = response_format.get("json_schema") if kind == "json_schema" else None
+    if isinstance(spec, dict):
+        return orjson.dumps(_instance(spec.get("schema"), text)).decode()
+    return text
+
+
+def _instance(schema: Any, text: str, depth: int = 0) -> Any:
+    """A value valid against the simple schemas tests use (objects, arrays, enums, scalars)."""
+    if not isinstance(schema, dict) or depth > 16:
+        return text
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for combined in ("anyOf", "oneOf"):
+        if isinstance(schema.get(combined), list) and schema[combined]:
+            return _instance(schema[combined][0], text, depth + 1)
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+    if kind == "object" or isinstance(schema.get("properties"), dict):
+        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        return {name: _instance(sub, text, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        return [_instance(schema.get("items"), text, depth + 1) for _ in range(int(schema.get("minItems", 0) or 0))]
+    if kind == "string":
+        return text
+    return PLACEHOLDERS.get(kind, text) if isinstance(kind, str) else text
 
 
 PLACEHOLDERS = {"string": "example", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}

@@ -27,6 +27,7 @@ from endpoint.core.loopbound import PerLoop
 from .address_policy import axon_url
 from .btauth import sign_request
 from .metagraph import NeuronInfo
+from .structured import AnswerFormat
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,15 @@ def _message_of(answer: Any) -> dict[str, Any]:
     return message
 
 
+def _check_format(expect: AnswerFormat, message: dict[str, Any], status: int) -> None:
+    if not _says_something(message):
+        raise MinerFailure("miner answered with empty content", status)
+    try:
+        expect.check(message)
+    except MinerFailure as exc:
+        raise MinerFailure(str(exc), status) from None
+
+
 def _error_text(body: bytes) -> str:
     try:
         error = orjson.loads(body).get("error")
@@ -190,14 +200,19 @@ async def _signed_post(
     raise MinerFailure(f"miner answered HTTP {resp.status}" + (f": {detail}" if detail else ""), resp.status)
 
 
-async def _post(url: str, path: str, payload: bytes, keypair: Any, neuron: NeuronInfo, timeout: float) -> MinerResult:
+async def _post(
+    url: str, path: str, payload: bytes, keypair: Any, neuron: NeuronInfo, timeout: float, expect: AnswerFormat | None
+) -> MinerResult:
     async with await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, total=timeout) as resp:
         body = await _read_capped(resp, settings.MAX_MINER_RESPONSE_BYTES)
     try:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise MinerFailure("miner answered with invalid JSON", resp.status) from None
-    content = said(_message_of(answer))
+    message = _message_of(answer)
+    if expect is not None:
+        _check_format(expect, message, resp.status)
+    content = said(message)
     return MinerResult(neuron.uid, neuron.hotkey, True, content=content, status=resp.status, answer=answer)
 
 
@@ -223,15 +238,18 @@ async def query_miner(
     path: str,
     timeout: float,
     allow_private: bool,
+    expect: AnswerFormat | None = None,
 ) -> MinerResult:
-    """Send the signed chat body to one miner; never raises, never outlives ``timeout`` (+ scheduling)."""
+    """Send the signed chat body to one miner; never raises, never outlives
+    ``timeout`` (+ scheduling). An answer not of the format the request
+    asked for (``expect``) is the miner's failure."""
     started = time.perf_counter()
     try:
         if not neuron.active:
             raise MinerFailure("miner is not active on the subnet")
         url = check_axon(neuron.axon, allow_private=allow_private)
         async with asyncio.timeout(timeout):
-            result = await _post(url, path, payload, keypair, neuron, timeout)
+            result = await _post(url, path, payload, keypair, neuron, timeout, expect)
     except MinerFailure as exc:
         result = MinerResult(neuron.uid, neuron.hotkey, False, error=str(exc), status=exc.status)
     except (TimeoutError, *BROKEN) as exc:
@@ -263,10 +281,7 @@ class MinerStream:
 
     @property
     def content(self) -> str:
-        opening = StreamedAnswer()
-        for chunk in self.opening:
-            opening.add(chunk)
-        return opening.text
+        return StreamedAnswer.of(self.opening).text
 
 
 def _delta_of(chunk: dict[str, Any]) -> dict[str, Any]:
@@ -309,10 +324,22 @@ class StreamedAnswer:
                 if isinstance(value, str):
                     call["function"][key] = call["function"].get(key, "") + value
 
+    @classmethod
+    def of(cls, chunks: list[dict[str, Any]]) -> StreamedAnswer:
+        answer = cls()
+        for chunk in chunks:
+            answer.add(chunk)
+        return answer
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The answer as a non-streamed message would have it."""
+        calls = [self.tool_calls[i] for i in sorted(self.tool_calls)]
+        return {"content": "".join(self.content), "refusal": "".join(self.refusal), "tool_calls": calls}
+
     @property
     def text(self) -> str:
-        calls = [self.tool_calls[i] for i in sorted(self.tool_calls)]
-        return said({"content": "".join(self.content), "refusal": "".join(self.refusal), "tool_calls": calls})
+        return said(self.message)
 
 
 def _as_delta(message: dict[str, Any]) -> dict[str, Any]:
@@ -381,11 +408,14 @@ async def open_miner_stream(
     path: str,
     timeout: float,
     allow_private: bool,
+    expect: AnswerFormat | None = None,
 ) -> MinerStream:
     """Start a streamed answer and read it up to its first content.
 
     Raises MinerFailure (with a short text) if the miner fails before any
-    content, or gives none within ``timeout``.
+    content, or gives none within ``timeout``. With ``expect`` (a format the
+    request asked for) the whole answer is read first and checked, as a
+    partial one can't be: only a valid answer is relayed.
     """
     started = time.perf_counter()
     url = check_axon(neuron.axon, allow_private=allow_private) if neuron.active else None
@@ -401,9 +431,11 @@ async def open_miner_stream(
             opening: list[dict[str, Any]] = []
             async for chunk in chunks:
                 opening.append(chunk)
-                if _says_something(_delta_of(chunk)):  # text, a refusal or a tool call
+                if expect is None and _says_something(_delta_of(chunk)):  # text, a refusal or a tool call
                     break
-            else:
+            if expect is not None:
+                _check_format(expect, StreamedAnswer.of(opening).message, resp.status)
+            elif not opening or not _says_something(_delta_of(opening[-1])):
                 raise MinerFailure("miner answered with empty content", resp.status)
     except MinerFailure:
         if resp is not None:
