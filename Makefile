@@ -13,7 +13,7 @@ LOCAL_PG := postgres://postgres@127.0.0.1:5432/validator_endpoint
 LOCAL_REDIS := redis://127.0.0.1:6379/0
 SERVICES_ENV = $(shell $(PYTHON) bin/local_services.py "$(LOCAL_PG)" "$(LOCAL_REDIS)" 2>/dev/null)
 
-.PHONY: install browser run test bench lint format
+.PHONY: install browser clients run test bench lint format
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install lint browser
+test: install lint browser clients
 	$(SERVICES_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(SERVICES_ENV) $(PY) -m pytest
 
@@ -41,6 +41,17 @@ browser:
 	  echo "installing Debian's chromium for the page tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }
+
+# The official OpenAI Node SDK, for the client compatibility tests (tests/clients).
+NODE_CLIENTS := tests/clients/node
+clients: $(NODE_CLIENTS)/node_modules/.package-lock.json
+
+$(NODE_CLIENTS)/node_modules/.package-lock.json: $(NODE_CLIENTS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing Debian's nodejs and npm for the client tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q nodejs npm >/dev/null; }
+	cd $(NODE_CLIENTS) && npm ci --no-audit --no-fund --loglevel=error
 
 bench: install
 	$(SERVICES_ENV) $(PY) -m pytest tests/bench -s -p no:cacheprovider

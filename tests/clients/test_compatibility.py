@@ -1,0 +1,175 @@
+"""The client × feature table of README ("Clients that work"): each cell is
+one test here, run against the gateway on a real socket with real localnet
+miners, through the client's own public API. The README table is checked
+against CELLS, so it can't claim a cell no test backs.
+
+The first miner by incentive ignores the asked format, so "structured"
+also shows the guarantee: the client gets a valid object anyway."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import openai
+import pydantic
+import pytest
+
+from keys.services import do_create_key
+from tests.conftest import missing_service
+
+from ..endpoint.api.test_best_routing import by_incentive
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = Path(__file__).parent / "node"
+ASK = [{"role": "user", "content": "What's the weather in Paris?"}]
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+class City(pydantic.BaseModel):
+    city: str
+    population: int
+
+
+FEATURES = ("create", "stream", "tools", "structured", "errors")
+CLIENTS = ("openai-python", "openai-node", "langchain")
+CELLS = [(client, feature) for client in CLIENTS for feature in FEATURES]
+
+
+@pytest.fixture
+def gateway(live_server_url, network):
+    """What every cell needs: the /v1 base, a key with credits, one without,
+    and a subnet whose favourite miner ignores response formats."""
+    network.set_behaviour(by_incentive(network)[0], mode="ignore_format")
+    keys = {"key": do_create_key(name="client", credits=1000), "empty_key": do_create_key(name="empty", credits=0)}
+    return {"base": live_server_url + "/v1", **{name: new.raw for name, new in keys.items()}}
+
+
+# --- openai-python ------------------------------------------------------------------
+
+
+def python_client(gateway, key: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway["base"], api_key=key or gateway["key"], max_retries=0, timeout=20)
+
+
+def python_cell(feature: str, gateway) -> None:
+    chat = python_client(gateway).chat.completions
+    if feature == "create":
+        completion = chat.create(model="best:1", messages=ASK)
+        assert completion.object == "chat.completion" and completion.choices[0].message.content.startswith("Miner ")
+    elif feature == "stream":
+        chunks = list(chat.create(model="best:1", messages=ASK, stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text.startswith("Miner ") and chunks[-1].choices[0].finish_reason == "stop"
+    elif feature == "tools":
+        message = chat.create(model="best:1", messages=ASK, tools=[WEATHER]).choices[0].message
+        assert message.tool_calls[0].function.name == "get_weather"
+        assert json.loads(message.tool_calls[0].function.arguments) == {"city": "example"}
+    elif feature == "structured":
+        parsed = chat.parse(model="best:1", messages=ASK, response_format=City).choices[0].message.parsed
+        assert isinstance(parsed, City)
+    elif feature == "errors":
+        with pytest.raises(openai.AuthenticationError):
+            python_client(gateway, "vep_not-a-key").chat.completions.create(model="best:1", messages=ASK)
+        with pytest.raises(openai.APIStatusError) as empty:
+            python_client(gateway, gateway["empty_key"]).chat.completions.create(model="best:1", messages=ASK)
+        assert empty.value.status_code == 402 and empty.value.type == "insufficient_quota"
+        with pytest.raises(openai.NotFoundError):
+            chat.create(model="gpt-17", messages=ASK)
+
+
+# --- openai-node --------------------------------------------------------------------
+
+
+def node_cell(feature: str, gateway) -> None:
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "openai").is_dir():
+        missing_service("Node.js with the openai package (make test installs it: npm ci in tests/clients/node)")
+    given = {"VEP_BASE_URL": gateway["base"], "VEP_KEY": gateway["key"], "VEP_EMPTY_KEY": gateway["empty_key"]}
+    env = {**os.environ, **given}
+    run = subprocess.run(
+        [node, "check.mjs", feature], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = json.loads(run.stdout)
+    if feature == "create":
+        assert out["object"] == "chat.completion" and out["content"].startswith("Miner ") and out["finish"] == "stop"
+    elif feature == "stream":
+        assert out["content"].startswith("Miner ") and out["chunks"] > 1 and out["finish"] == "stop"
+    elif feature == "tools":
+        assert (out["finish"], out["name"], out["arguments"]) == ("tool_calls", "get_weather", {"city": "example"})
+    elif feature == "structured":
+        City.model_validate(out["parsed"])
+    elif feature == "errors":
+        assert out["bad_key"]["raised"] == "AuthenticationError"
+        assert (out["no_credits"]["status"], out["no_credits"]["code"]) == (402, "APIKeyNotEnoughCredits")
+        assert out["unknown_model"]["raised"] == "NotFoundError"
+
+
+# --- LangChain ----------------------------------------------------------------------
+
+
+def langchain_model(gateway, key: str | None = None, **kwargs):
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=kwargs.pop("model", "best:1"), base_url=gateway["base"], api_key=key or gateway["key"],
+        max_retries=0, timeout=20, **kwargs,
+    )  # fmt: skip
+
+
+def langchain_cell(feature: str, gateway) -> None:
+    llm = langchain_model(gateway)
+    question = ASK[0]["content"]
+    if feature == "create":
+        assert llm.invoke(question).content.startswith("Miner ")
+    elif feature == "stream":
+        chunks = list(llm.stream(question))
+        assert len(chunks) > 1 and "".join(c.content for c in chunks).startswith("Miner ")
+    elif feature == "tools":
+        (call,) = llm.bind_tools([WEATHER]).invoke(question).tool_calls
+        assert (call["name"], call["args"]) == ("get_weather", {"city": "example"})
+    elif feature == "structured":
+        answer = llm.with_structured_output(City, method="json_schema", strict=True).invoke(question)
+        assert isinstance(answer, City)
+    elif feature == "errors":
+        with pytest.raises(openai.AuthenticationError):
+            langchain_model(gateway, "vep_not-a-key").invoke(question)
+        with pytest.raises(openai.APIStatusError) as empty:
+            langchain_model(gateway, gateway["empty_key"]).invoke(question)
+        assert empty.value.status_code == 402
+        with pytest.raises(openai.NotFoundError):
+            langchain_model(gateway, model="gpt-17").invoke(question)
+
+
+RUN = {"openai-python": python_cell, "openai-node": node_cell, "langchain": langchain_cell}
+
+
+@pytest.mark.parametrize(("client", "feature"), CELLS, ids=[f"{c}-{f}" for c, f in CELLS])
+def test_cell(client, feature, gateway):
+    RUN[client](feature, gateway)
+
+
+def test_the_readme_table_claims_exactly_the_tested_cells():
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- compatibility table -->")[1]
+    rows = [line for line in table.strip().splitlines() if line.startswith("|")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")][1:]
+    assert header == list(FEATURES)
+    claimed = set()
+    for row in rows[2:]:
+        client, *cells = (c.strip() for c in row.strip("|").split("|"))
+        claimed |= {(re.sub(r"[`*]", "", client), f) for f, cell in zip(FEATURES, cells, strict=True) if cell == "yes"}
+    assert claimed == set(CELLS)
