@@ -8,6 +8,7 @@ also shows the guarantee: the client gets a valid object anyway."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -44,7 +45,7 @@ class City(pydantic.BaseModel):
 
 
 FEATURES = ("create", "stream", "tools", "structured", "errors")
-CLIENTS = ("openai-python", "openai-node", "langchain")
+CLIENTS = ("openai-python", "openai-node", "langchain", "litellm", "openai-agents")
 CELLS = [(client, feature) for client in CLIENTS for feature in FEATURES]
 
 
@@ -154,7 +155,101 @@ def langchain_cell(feature: str, gateway) -> None:
             langchain_model(gateway, model="gpt-17").invoke(question)
 
 
-RUN = {"openai-python": python_cell, "openai-node": node_cell, "langchain": langchain_cell}
+# --- LiteLLM as a client ----------------------------------------------------------
+
+
+def litellm_call(gateway, key: str | None = None, model: str = "best:1", **kwargs):
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of its price list at import
+    import litellm
+
+    return litellm.completion(
+        model=f"openai/{model}", api_base=gateway["base"], api_key=key or gateway["key"], messages=ASK,
+        max_retries=0, timeout=20, **kwargs,
+    )  # fmt: skip
+
+
+def litellm_cell(feature: str, gateway) -> None:
+    if feature == "create":
+        assert litellm_call(gateway).choices[0].message.content.startswith("Miner ")
+    elif feature == "stream":
+        chunks = list(litellm_call(gateway, stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert len(chunks) > 1 and text.startswith("Miner ")
+    elif feature == "tools":
+        (call,) = litellm_call(gateway, tools=[WEATHER]).choices[0].message.tool_calls
+        assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "example"}
+    elif feature == "structured":
+        City.model_validate_json(litellm_call(gateway, response_format=City).choices[0].message.content)
+    elif feature == "errors":
+        import litellm
+
+        with pytest.raises(litellm.AuthenticationError):
+            litellm_call(gateway, "vep_not-a-key")
+        with pytest.raises(litellm.APIError) as empty:
+            litellm_call(gateway, gateway["empty_key"])
+        assert empty.value.status_code == 402
+        with pytest.raises(litellm.NotFoundError):
+            litellm_call(gateway, model="gpt-17")
+
+
+# --- the OpenAI Agents SDK ----------------------------------------------------------
+
+
+def agent(gateway, key: str | None = None, model: str = "best:1", **kwargs):
+    from agents import Agent, OpenAIChatCompletionsModel, set_tracing_disabled
+
+    set_tracing_disabled(True)  # its traces would go to OpenAI
+    client = openai.AsyncOpenAI(base_url=gateway["base"], api_key=key or gateway["key"], max_retries=0, timeout=20)
+    chat = OpenAIChatCompletionsModel(model=model, openai_client=client)
+    return Agent(name="helper", instructions="Answer briefly.", model=chat, **kwargs)
+
+
+def agents_cell(feature: str, gateway) -> None:
+    from agents import Runner, function_tool
+
+    question = ASK[0]["content"]
+    if feature == "create":
+        assert Runner.run_sync(agent(gateway), question).final_output.startswith("Miner ")
+    elif feature == "stream":
+
+        async def streamed() -> list[str]:
+            run = Runner.run_streamed(agent(gateway), question)
+            events = [e async for e in run.stream_events() if e.type == "raw_response_event"]
+            return [e.data.delta for e in events if e.data.type == "response.output_text.delta"]
+
+        pieces = asyncio.run(streamed())
+        assert len(pieces) > 1 and "".join(pieces).startswith("Miner ")
+    elif feature == "tools":
+        asked = []
+
+        @function_tool
+        def get_weather(city: str) -> str:
+            """The weather in a city."""
+            asked.append(city)
+            return f"Sunny in {city}"
+
+        result = Runner.run_sync(agent(gateway, tools=[get_weather]), question)
+        assert asked == ["example"]  # the miner called the tool; the agent ran it
+        assert result.final_output.startswith("Miner ") and "Sunny in example" in result.final_output
+    elif feature == "structured":
+        assert isinstance(Runner.run_sync(agent(gateway, output_type=City), question).final_output, City)
+    elif feature == "errors":
+        with pytest.raises(openai.AuthenticationError):
+            Runner.run_sync(agent(gateway, "vep_not-a-key"), question)
+        with pytest.raises(openai.APIStatusError) as empty:
+            Runner.run_sync(agent(gateway, gateway["empty_key"]), question)
+        assert empty.value.status_code == 402
+        with pytest.raises(openai.NotFoundError):
+            Runner.run_sync(agent(gateway, model="gpt-17"), question)
+
+
+RUN = {
+    "openai-python": python_cell,
+    "openai-node": node_cell,
+    "langchain": langchain_cell,
+    "litellm": litellm_cell,
+    "openai-agents": agents_cell,
+}
 
 
 @pytest.mark.parametrize(("client", "feature"), CELLS, ids=[f"{c}-{f}" for c, f in CELLS])
