@@ -21,10 +21,10 @@ from django.db.models.functions import Coalesce, NullIf
 from django.http import HttpRequest, HttpResponseBadRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html
 
 from endpoint.core import errors
 
+from .conversation import conversation_html
 from .models import MinerResponse, Request
 from .queries import first_prompt
 
@@ -188,12 +188,7 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="messages")
     def conversation(self, request_log: Request) -> str:
-        rows = [
-            format_html("<p><strong>{}</strong>: {}</p>", m.get("role", "?"), m.get("content", ""))
-            for m in request_log.messages
-            if isinstance(m, dict)
-        ]
-        return format_html("{}", "".join(rows)) if rows else "-"
+        return conversation_html(request_log.messages)
 
     # --- CSV export -----------------------------------------------------------------
 

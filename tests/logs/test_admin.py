@@ -84,6 +84,29 @@ def test_request_page_shows_its_miner_responses_read_only(console, traffic):
     assert 'name="_save"' not in page.text
 
 
+def test_request_page_shows_the_messages_as_a_conversation_with_tool_calls(console, postgres):
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+    logged = RequestLogFactory(
+        messages=[
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "Weather?\n```\n<script>alert(1)</script>\n```"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+            {"role": "user", "content": [{"type": "text", "text": "and tomorrow?"}, {"type": "image_url"}]},
+        ]
+    )
+
+    page = console.get(f"{LOGS}{logged.pk}/change/").text
+
+    assert page.count('<div class="role">') == 5
+    assert '<div class="role">tool · result of call_1</div>' in page
+    assert "calls <code>get_weather</code> (call_1)" in page and "&quot;city&quot;: &quot;Paris&quot;" in page
+    assert "and tomorrow?\n[image_url]" in page
+    # What the client wrote is text, never markup on the operator's page; the layout's own markup is not escaped.
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;div" not in page and "&lt;p&gt;" not in page
+
+
 def test_logs_cannot_be_added_changed_or_deleted(console, traffic):
     logged = traffic["ok"]
     assert console.get(LOGS + "add/").status_code == 403
