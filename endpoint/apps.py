@@ -23,6 +23,7 @@ class EndpointConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from endpoint.core import deploy_checks  # noqa: F401  (registers the checks of check --deploy)
         from endpoint.core.config import config_saved, forget_runtime_config
         from endpoint.core.encryption import reencrypt_on_save
         from endpoint.core.invalidation import on_change

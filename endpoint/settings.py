@@ -15,7 +15,15 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me-validator-endpoint")
+DEVELOPMENT_SECRET_KEY = "dev-insecure-change-me-validator-endpoint"
+SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+# Sessions, password-reset links and the stored secrets all rest on it: a
+# deployment with a key anyone can read in this repository is refused.
+if not DEBUG and SECRET_KEY.strip() in ("", DEVELOPMENT_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set to a secret of your own when DEBUG is off, e.g. the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 # Previous SECRET_KEYs, comma-separated: sessions signed with them and secrets
 # stored under them stay valid after a rotation (endpoint/core/encryption.py).
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,13 +27,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TEST_SECRET_KEY = "test-run-" + secrets.token_urlsafe(40)
+
+
 def database_env() -> dict[str, str]:
     """The environment of this process, pointed at the test database."""
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     # DEBUG off as in production, but served over plain HTTP on loopback.
     plain_http = {"ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "SECURE_COOKIES": "false"}
-    return {**plain_http, **os.environ, "DATABASE_URL": url, "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    secret = {}
+    if settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY:
+        # Production settings refuse the development key: the server gets a
+        # key of its own, and reads what this process signed and encrypted
+        # with the development one (sessions, the stored hotkey) as after a rotation.
+        secret = {
+            "SECRET_KEY": TEST_SECRET_KEY,
+            "SECRET_KEY_FALLBACKS": settings.SECRET_KEY,
+            "SECRETS_ENCRYPTION_KEY": settings.SECRETS_ENCRYPTION_KEY or settings.SECRET_KEY,
+        }
+    return {**plain_http, **os.environ, **secret, "DATABASE_URL": url, "DEBUG": "false", "LOG_LEVEL": "WARNING"}
 
 
 def start_server(

@@ -17,11 +17,13 @@ PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "a-production-secret-key-with-enough-entropy-0123456789-abcdefghijklmnop",
     "ALLOWED_HOSTS": "api.example.com",
+    "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
 }
 
 
 def run_manage(*args: str, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "ALLOWED_HOSTS", "SECRET_KEY", "LOG_FORMAT")}
+    own = ("DEBUG", "ALLOWED_HOSTS", "SECRET_KEY", "LOG_FORMAT", "EMAIL_URL")
+    base = {k: v for k, v in os.environ.items() if k not in own}
     base["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -90,23 +92,66 @@ def _env_calls() -> dict[str, object]:
     return found
 
 
-def _env_example() -> dict[str, str]:
-    values = {}
+def _env_example() -> tuple[dict[str, str], set[str]]:
+    """The template's values, and the names its comments mark as a
+    deployment's own (``(production)`` or ``REQUIRED``) rather than the default."""
+    values, marked, comment = {}, set(), ""
     for line in (BASE_DIR / ".env.example").read_text().splitlines():
         line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            name, value = line.split("=", 1)
-            values[name.strip()] = value.strip()
-    return values
+        if line.startswith("#"):
+            comment += line
+        elif "=" in line:
+            name, value = (part.strip() for part in line.split("=", 1))
+            values[name] = value
+            if "(production)" in comment or "REQUIRED" in comment:
+                marked.add(name)
+            comment = ""
+    return values, marked
+
+
+def deployment_env(**filled: str) -> dict[str, str]:
+    """.env.example as docs/deploy.md has an operator fill it in."""
+    values, _ = _env_example()
+    values.pop("DATABASE_URL")  # the test's own database
+    return {**values, **filled}
+
+
+def test_the_deploy_template_as_is_refuses_to_start(tmp_path):
+    done = run_manage("check", env=deployment_env(), tmp_path=tmp_path)
+    assert done.returncode != 0
+    assert "SECRET_KEY must be set to a secret of your own" in done.stderr
+
+
+def test_the_development_secret_key_is_refused_in_production(tmp_path):
+    env = {**PRODUCTION, "SECRET_KEY": "dev-insecure-change-me-validator-endpoint"}
+    done = run_manage("check", env=env, tmp_path=tmp_path)
+    assert done.returncode != 0 and "SECRET_KEY must be set" in done.stderr
+
+
+def test_the_deploy_template_filled_in_passes_check_deploy(tmp_path):
+    env = deployment_env(
+        SECRET_KEY=PRODUCTION["SECRET_KEY"], ALLOWED_HOSTS="api.example.com", EMAIL_URL=PRODUCTION["EMAIL_URL"]
+    )
+    done = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
+
+
+def test_check_deploy_warns_when_sign_up_email_is_never_sent(tmp_path):
+    env = {**PRODUCTION, "EMAIL_URL": "consolemail://"}
+    done = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env, tmp_path=tmp_path)
+    assert done.returncode != 0
+    assert "endpoint.W001" in done.stderr and "EMAIL_URL" in done.stderr
 
 
 def test_env_example_lists_every_setting_with_its_default():
-    calls, example = _env_calls(), _env_example()
+    calls, (example, production) = _env_calls(), _env_example()
+    assert {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "EMAIL_URL", "SECURE_SSL_REDIRECT"} <= production
     assert len(calls) > 20
     missing = sorted(set(calls) - set(example))
     assert not missing, f".env.example lacks {missing}"
     for name, default in calls.items():
-        if default is ... or default is None:
+        if default is ... or default is None or name in production:
             continue  # computed default (it depends on DEBUG, or a path): named, value documented in a comment
         written = example[name]
         if isinstance(default, bool):
