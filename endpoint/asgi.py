@@ -21,7 +21,6 @@ shutdown.
 import asyncio
 import logging
 import os
-import re
 import time
 import uuid
 
@@ -35,6 +34,7 @@ from django.urls import set_script_prefix
 
 from endpoint import heap
 from endpoint.body_limit import BoundedBody
+from endpoint.core.request_ids import answer_id, client_request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "endpoint.settings")
 
@@ -95,19 +95,6 @@ class GatewayASGIHandler(ASGIHandler):
         self._middleware_chain = with_answer_headers(with_cors(convert_exception_to_response(get_response)))
 
 
-# A client's own X-Request-Id is echoed when it is short printable ASCII (no
-# spaces); anything else could smuggle odd bytes into our answer or the logs.
-CLIENT_REQUEST_ID = re.compile(r"[!-~]{1,128}")
-
-
-def answer_request_id(request) -> str:
-    """The client's sane X-Request-Id, else ours: ``req_`` + the request log's id."""
-    theirs = request.META.get("HTTP_X_REQUEST_ID", "")
-    if CLIENT_REQUEST_ID.fullmatch(theirs):
-        return theirs
-    return "req_" + request.request_id.hex
-
-
 def retry_can_help(status: int) -> bool:
     """False for answers a retry of the same request would only repeat: bad
     input, key or credit problems, an unknown route or model, and a 502 (all
@@ -120,15 +107,23 @@ def retry_can_help(status: int) -> bool:
 
 def with_answer_headers(respond):
     """Every gateway answer, errors included, says which request it was
-    (``x-request-id``, the same id as its request log), how long the server
-    took (``openai-processing-ms``) and, when retrying can't help,
-    ``x-should-retry: false``, which OpenAI's SDKs obey instead of retrying."""
+    (``x-request-id``, the id of its request log; see
+    endpoint.core.request_ids), echoes the client's own id
+    (``x-client-request-id``), says how long the server took
+    (``openai-processing-ms``) and, when retrying can't help,
+    ``x-should-retry: false``, which OpenAI's SDKs obey instead of retrying.
+
+    Answers no view logged (an unknown /v1 route, a wrong method) get an id
+    all the same: with no log row to find, it still lets a client quote the
+    answer and an operator match it in the server's own log lines."""
 
     async def chain(request):
         started = time.perf_counter()
         request.request_id = uuid.uuid4()  # GatewayCall logs the call under this id
         response = await respond(request)
-        response.setdefault("x-request-id", answer_request_id(request))
+        response["x-request-id"] = answer_id(request.request_id)
+        if theirs := client_request_id(request.headers):
+            response["x-client-request-id"] = theirs
         response.setdefault("openai-processing-ms", str(round((time.perf_counter() - started) * 1000)))
         if not retry_can_help(response.status_code):
             response.setdefault("x-should-retry", "false")
@@ -155,7 +150,7 @@ gateway = GatewayASGIHandler()
 
 
 def is_gateway_path(path: str) -> bool:
-    return path == "/chat" or path.startswith(("/v1/", "/health/"))
+    return path in ("/chat", "/v1") or path.startswith(("/v1/", "/health/"))
 
 
 async def lifespan(receive, send) -> None:

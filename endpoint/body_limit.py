@@ -12,9 +12,13 @@ an anonymous client can't fill the disk or hold a worker on a huge upload.
 from __future__ import annotations
 
 import logging
+import uuid
 
 import orjson
 from django.conf import settings
+
+from endpoint.core.errors import is_openai_path
+from endpoint.core.request_ids import answer_id, client_request_id
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ def declared_length(scope) -> int | None:
 
 def error_body(path: str, status: int, code: str, detail: str) -> bytes:
     """The error in the route's own shape: OpenAI's on /v1, the seed's elsewhere."""
-    if path.startswith("/v1/"):
+    if is_openai_path(path):
         return orjson.dumps(
             {"error": {"message": detail, "type": "invalid_request_error", "param": None, "code": code}}
         )
@@ -41,15 +45,27 @@ def error_body(path: str, status: int, code: str, detail: str) -> bytes:
 
 async def refuse(scope, send, status: int, code: str, detail: str) -> None:
     body = error_body(scope.get("path", ""), status, code, detail)
-    log.warning("refused a request to %s before reading it: %s %s", scope.get("path", ""), status, code)
+    # A refusal comes before any view, so no request log holds it; it still
+    # gets an id, as every answer does, so a client can quote it and an
+    # operator find it in the warning below.
+    request_id = answer_id(uuid.uuid4())
+    log.warning("refused %s to %s before reading it: %s %s", request_id, scope.get("path", ""), status, code)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         # The rest of the body is not read, so the connection can't be reused.
         (b"connection", b"close"),
+        (b"x-request-id", request_id.encode()),
+        (b"x-should-retry", b"false"),  # the same body would be refused again
     ]
+    if theirs := client_request_id(_headers(scope)):
+        headers.append((b"x-client-request-id", theirs.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _headers(scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", ())}
 
 
 class BoundedBody:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from endpoint.core import errors
 from endpoint.core.config import RuntimeConfig, aruntime_config
 from endpoint.core.errors import MinerFailure
+from endpoint.core.request_ids import client_request_id
 from endpoint.core.strategies import DEFAULT, Strategy, parse_strategy
 from endpoint.metrics import observe_call
 from endpoint.moderation import check_moderation
@@ -52,6 +53,7 @@ class Prompt:
     timeout: float | None = None
     in_parallel: int | None = None
     respond_on_first_success: bool = True
+    answers: int = 1  # with respond_on_first_success: good answers wanted, each from another miner
     extra: dict[str, Any] = field(default_factory=dict)  # forwarded to miners as is
 
     def payload(self, **overrides: Any) -> bytes:
@@ -120,7 +122,12 @@ class GatewayCall:
         self.rate_state: RateState | None = None
         self.counting: asyncio.Future | None = None  # the rate-limit count, while not yet awaited
         self.subject = ""
-        self.log = RequestLog(route=route, started_at=timezone.now(), client_ip=request.META.get("REMOTE_ADDR"))
+        self.log = RequestLog(
+            route=route,
+            started_at=timezone.now(),
+            client_ip=request.META.get("REMOTE_ADDR"),
+            client_request_id=client_request_id(request.headers),
+        )
         if (request_id := getattr(request, "request_id", None)) is not None:
             self.log.id = request_id  # the id the answer's x-request-id names (endpoint.asgi)
 
@@ -240,6 +247,7 @@ class GatewayCall:
             timeout=min(prompt.timeout or config.miner_timeout, config.max_miner_timeout),
             in_parallel=prompt.in_parallel,
             respond_on_first_success=prompt.respond_on_first_success,
+            answers=prompt.answers,
         )
         return Plan(config, directory, keypair, neurons, options, route, expect)
 

@@ -201,6 +201,7 @@ CORS_URLS_REGEX = r"^/(chat|v1/.*)$"
 # What OpenAI's own browser clients send, besides the usual few.
 CORS_ALLOW_HEADERS = (
     *("accept", "authorization", "content-type", "user-agent", "endpoint-version", "x-request-id"),
+    "x-client-request-id",
     *("openai-organization", "openai-project", "openai-beta", "x-stainless-retry-count", "x-stainless-timeout"),
     *("x-stainless-lang", "x-stainless-package-version", "x-stainless-os", "x-stainless-arch"),
     *("x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-helper-method"),
@@ -210,7 +211,7 @@ CORS_EXPOSE_HEADERS = (
     "x-ratelimit-limit-requests",
     "x-ratelimit-remaining-requests",
     "x-ratelimit-reset-requests",
-    *("x-request-id", "openai-processing-ms", "x-should-retry"),
+    *("x-request-id", "x-client-request-id", "openai-processing-ms", "x-should-retry"),
 )
 CORS_PREFLIGHT_MAX_AGE = env.int("CORS_PREFLIGHT_MAX_AGE", default=600)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from django.urls import path
 from django.utils import timezone
 
 from endpoint.core import errors
+from endpoint.core.request_ids import CLIENT_ID, log_id
 
 from .conversation import conversation_html
 from .models import MinerResponse, Request
@@ -140,7 +140,10 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     )
     list_select_related = ("key",)
     search_fields = ("messages", "=key__prefix")
-    search_help_text = "Search the prompts' text, a key's exact prefix, or a request id (an answer's x-request-id)."
+    search_help_text = (
+        "Search the prompts' text, a key's exact prefix, a request id (an answer's x-request-id) "
+        "or the client's own id for it (x-client-request-id)."
+    )
     show_full_result_count = False
     list_per_page = 100
     actions = None
@@ -157,17 +160,21 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "credits_charged",
         "elapsed_ms",
         "client_ip",
+        "client_request_id",
         "conversation",
     )
     readonly_fields = fields
 
     def get_search_results(self, request, queryset, search_term):
-        # An answer's x-request-id is "req_" + this log's id: find it by that exactly.
-        term = search_term.strip().removeprefix("req_")
-        try:
-            return queryset.filter(id=uuid.UUID(term)), False
-        except ValueError:
-            return super().get_search_results(request, queryset, search_term)
+        # An answer's x-request-id ("req_" + this log's id) or the client's
+        # own id finds its call exactly; other words search as usual.
+        term = search_term.strip()
+        if (ours := log_id(term)) is not None:
+            return queryset.filter(Q(id=ours) | Q(client_request_id=term)), False
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        if CLIENT_ID.fullmatch(term):
+            found = found | queryset.filter(client_request_id=term)
+        return found, duplicates
 
     @admin.display(description="key", ordering="key_prefix")
     def who(self, request_log: Request) -> str:

@@ -33,6 +33,9 @@ class Request(models.Model):
     started_at = models.DateTimeField(db_index=True)
     elapsed_ms = models.FloatField(default=0)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The client's own id for the call (X-Client-Request-Id or X-Request-Id),
+    # "" when it sent none; ours is ``id`` (endpoint.core.request_ids).
+    client_request_id = models.CharField(max_length=128, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-started_at"]
@@ -43,6 +46,9 @@ class Request(models.Model):
             # searched by (answered calls have no error code; operators' keys no user).
             models.Index(fields=["api_error", "-started_at"], condition=~Q(api_error=""), name="request_error_time"),
             models.Index(fields=["user"], condition=Q(user__isnull=False), name="request_user"),
+            models.Index(
+                fields=["client_request_id"], condition=~Q(client_request_id=""), name="request_client_request_id"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -70,6 +70,7 @@ class RequestLog:
     credits_charged: int = 0
     elapsed_ms: float = 0.0
     client_ip: str | None = None
+    client_request_id: str = ""
     miners: list[MinerLog] = field(default_factory=list)
 
     def without_texts(self, *, owner: bool = True) -> RequestLog:
@@ -133,7 +134,7 @@ def rewrite_request(entry: RequestLog, settlement: Settlement | None = None) -> 
 
 REQUEST_FIELDS = [
     "id", "key", "key_name", "key_prefix", "user", "route", "messages", "strategy", "status", "api_error",
-    "credits_charged", "started_at", "elapsed_ms", "client_ip",
+    "credits_charged", "started_at", "elapsed_ms", "client_ip", "client_request_id",
 ]  # fmt: skip
 MINER_FIELDS = ["request", "uid", "hotkey", "is_success", "response", "error", "status", "response_ms"]
 
@@ -155,7 +156,7 @@ def _write_sql(*, replace: bool, settle: bool, durable: bool) -> str:
     return (
         (f"WITH gone AS (DELETE FROM {miner_table} WHERE {request_fk} = %s), " if replace else "WITH ")
         + f"saved AS (INSERT INTO {request_table} ({columns(Request, REQUEST_FIELDS)}) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet)"
+        "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet, %s)"
         + (f" ON CONFLICT ({column(Request, 'id')}) DO UPDATE SET {updates}" if replace else "")
         + " RETURNING (xmax = 0) AS inserted"
         + ("" if durable else f", {asyncdb.ASYNC_COMMIT} AS commit_mode")
@@ -185,6 +186,7 @@ def _statement(entry: RequestLog, settlement: Settlement | None, *, replace: boo
         entry.id, entry.key_id, entry.key_name, entry.key_prefix, entry.user_id, entry.route, _jsonb(entry.messages),
         entry.strategy,
         entry.status, entry.api_error, entry.credits_charged, entry.started_at, entry.elapsed_ms, entry.client_ip,
+        entry.client_request_id,
     ]  # fmt: skip
     if replace:  # the DELETE of the old miner rows comes first
         params.insert(0, entry.id)
@@ -241,6 +243,7 @@ def _insert_with_the_orm(entry: RequestLog) -> None:
             started_at=entry.started_at,
             elapsed_ms=entry.elapsed_ms,
             client_ip=entry.client_ip,
+            client_request_id=entry.client_request_id,
         )
         if entry.miners:
             MinerResponse.objects.bulk_create(

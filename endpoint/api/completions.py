@@ -20,6 +20,7 @@ from endpoint.core.errors import ModelNotFound, openai_body
 from endpoint.gateway import ChatStream, GatewayCall
 from endpoint.network.dispatch import Dispatch
 from endpoint.network.metagraph import adirectory
+from endpoint.network.protocol import MinerResult
 
 from .base import AsyncAPIView
 from .schema import completions_schema, model_schema, models_schema
@@ -44,9 +45,9 @@ def _message(message: dict[str, Any]) -> dict[str, Any] | None:
     return shaped
 
 
-def _choices(outcome: Dispatch) -> list[dict[str, Any]]:
-    winner = outcome.successes[0]
-    raw = (winner.answer or {}).get("choices")
+def _miner_choices(result: MinerResult) -> list[dict[str, Any]]:
+    """The choices of one miner's answer, as OpenAI shapes them (indexed in order)."""
+    raw = (result.answer or {}).get("choices")
     choices = []
     for i, choice in enumerate(raw if isinstance(raw, list) else []):
         message = choice.get("message") if isinstance(choice, dict) else None
@@ -57,21 +58,47 @@ def _choices(outcome: Dispatch) -> list[dict[str, Any]]:
     return choices or [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": winner.content, "refusal": None},
+            "message": {"role": "assistant", "content": result.content, "refusal": None},
             "finish_reason": "stop",
             "logprobs": None,
         }
     ]
 
 
-def completion_json(call: GatewayCall, model: str, outcome: Dispatch) -> dict[str, Any]:
+def _one_choice_each(outcome: Dispatch) -> list[dict[str, Any]]:
+    """With ``n``: each miner that answered gives one choice, indexed in the order they came."""
+    return [{**_miner_choices(result)[0], "index": i} for i, result in enumerate(outcome.successes)]
+
+
+def _usage(results: list[MinerResult]) -> dict[str, Any] | None:
+    """The miners' usage: the one's as it reported it; several miners' added
+    up as OpenAI counts ``n`` (the prompt once, every completion), when each
+    reported its token counts."""
+    usages = [(r.answer or {}).get("usage") for r in results]
+    if len(usages) == 1:
+        return usages[0] if isinstance(usages[0], dict) else None
+    counts = [(u.get("prompt_tokens"), u.get("completion_tokens")) for u in usages if isinstance(u, dict)]
+    if len(counts) != len(usages) or not all(isinstance(c, int) for pair in counts for c in pair):
+        return None
+    prompt_tokens, completion_tokens = counts[0][0], sum(c for _, c in counts)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def completion_json(call: GatewayCall, model: str, outcome: Dispatch, *, n: int | None = None) -> dict[str, Any]:
+    """The ``chat.completion``: the first miner's choices, or with ``n`` one
+    choice from each miner that answered (and who gave which)."""
     winner = outcome.successes[0]
+    answered = outcome.successes if n is not None else [winner]
     body: dict[str, Any] = {
         "id": f"chatcmpl-{call.log.id.hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": _choices(outcome),
+        "choices": _one_choice_each(outcome) if n is not None else _miner_choices(winner),
         "bittensor": {
             "uid": winner.uid,
             "hotkey": winner.hotkey,
@@ -79,8 +106,12 @@ def completion_json(call: GatewayCall, model: str, outcome: Dispatch) -> dict[st
             "failed": outcome.seed_json()["failed_responses"],
         },
     }
-    usage = (winner.answer or {}).get("usage")
-    if isinstance(usage, dict):
+    if n is not None:
+        body["bittensor"]["answers"] = [
+            {"index": i, "uid": r.uid, "hotkey": r.hotkey, "response_ms": round(r.response_ms, 1)}
+            for i, r in enumerate(answered)
+        ]
+    if (usage := _usage(answered)) is not None:
         body["usage"] = usage
     return body
 
@@ -117,7 +148,7 @@ class ChatCompletionsView(AsyncAPIView):
             body = parse_body(ChatCompletionRequest, request)
             if not body.stream:
                 outcome = await call.answer(key, body.prompt())
-                return Response(completion_json(call, body.model, outcome))
+                return Response(completion_json(call, body.model, outcome, n=body.n))
             stream = await call.open_stream(key, body.prompt())
             call.hand_off()
             response = StreamingHttpResponse(sse_events(call, body.model, stream), content_type="text/event-stream")

@@ -18,7 +18,15 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from endpoint.core.errors import ApiError, InputError, from_database, json_response, openai_body, seed_body
+from endpoint.core.errors import (
+    ApiError,
+    InputError,
+    from_database,
+    is_openai_path,
+    json_response,
+    openai_body,
+    seed_body,
+)
 
 log = logging.getLogger("endpoint.api")
 
@@ -113,7 +121,7 @@ def not_found(request, exception=None):
 
     path = request.path
     error = RouteNotFound(f"No such route: {request.method} {path}")
-    if path.startswith("/v1/"):
+    if is_openai_path(path):
         return json_response(error, openai_body)
     if path.startswith(("/api/", "/chat")):
         return json_response(error, seed_body)
@@ -131,7 +139,7 @@ def server_error(request):
     from django.views.defaults import server_error as page
 
     path = request.path
-    if path.startswith("/v1/"):
+    if is_openai_path(path):
         return json_response(InternalError(), openai_body)
     if path.startswith(("/api/", "/chat")):
         return json_response(InternalError(), seed_body)

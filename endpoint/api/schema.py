@@ -84,11 +84,21 @@ class CompletionChoice(BaseModel):
     logprobs: None = None
 
 
+class BittensorAnswer(BaseModel):
+    index: int = Field(description="The choice this miner gave.")
+    uid: int
+    hotkey: str
+    response_ms: float
+
+
 class BittensorInfo(BaseModel):
     uid: int
     hotkey: str
     response_ms: float
     failed: list[SeedFailure] = Field(description="The miners that failed.")
+    answers: list[BittensorAnswer] | None = Field(
+        default=None, description="With `n`: which miner gave each choice (n distinct miners, one choice each)."
+    )
 
 
 class ChatCompletion(BaseModel):

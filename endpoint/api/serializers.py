@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
 from endpoint.core import errors
 from endpoint.core.jsonbody import loads_bounded
@@ -23,6 +23,7 @@ from endpoint.gateway import Prompt
 # body's size (MAX_REQUEST_BYTES) bounds the text; these bound the work.
 MAX_MESSAGES = 2048
 MAX_UIDS = 4096  # before duplicates are dropped; unknown uids are refused anyway
+MAX_ANSWERS = 128  # OpenAI's own bound on n
 
 
 def read_json_object(request) -> dict[str, Any]:
@@ -114,7 +115,9 @@ class OpenAIMessage(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """OpenAI's body; fields we don't use (temperature, n, max_tokens…) go to the miners."""
+    """OpenAI's body; fields we don't use (temperature, max_tokens…) go to the
+    miners. ``n`` is ours: n answers from n distinct miners of the model's,
+    one choice each (each miner is asked for one)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -122,11 +125,21 @@ class ChatCompletionRequest(BaseModel):
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: StrictBool = False
     stream_options: dict | None = None
+    n: StrictInt | None = Field(default=None, ge=1, le=MAX_ANSWERS)
+
+    @field_validator("n")
+    @classmethod
+    def _one_stream_one_miner(cls, n: int | None, info: ValidationInfo) -> int | None:
+        # A stream relays the one miner that produced content first.
+        if n is not None and n > 1 and info.data.get("stream"):
+            raise ValueError("n > 1 can't be streamed (each answer comes from another miner); ask without stream")
+        return n
 
     def prompt(self) -> Prompt:
         return Prompt(
             messages=[m.model_dump(exclude_none=True) for m in self.messages],
             strategy=strategy_for_model(self.model),
+            answers=self.n or 1,
             extra=dict(self.model_extra or {}),
         )
 

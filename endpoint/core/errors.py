@@ -245,6 +245,11 @@ def seed_body(error: ApiError) -> dict:
     return {"detail": error.detail, "code": error.code, **error.extra}
 
 
+def is_openai_path(path: str) -> bool:
+    """/v1 and everything under it answers errors in OpenAI's shape."""
+    return path == "/v1" or path.startswith("/v1/")
+
+
 def openai_body(error: ApiError) -> dict:
     """/v1: OpenAI's shape (``param`` always there, null when no one field is at fault)."""
     body = {"message": error.detail, "type": error.openai_type, "param": error.param, "code": error.code}

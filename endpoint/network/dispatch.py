@@ -1,7 +1,8 @@
 """Send one prompt to the miners a strategy picks.
 
 At most ``in_parallel`` miner calls are in flight at a time; with
-``respond_on_first_success`` the first good answer ends the dispatch and the
+``respond_on_first_success`` the first good answer (or the first ``answers``
+good answers, from as many miners: OpenAI's ``n``) ends the dispatch and the
 calls still running are cancelled. Every call is bounded by its timeout, so a
 dispatch never hangs on a miner.
 """
@@ -33,6 +34,7 @@ class DispatchOptions:
     timeout: float
     in_parallel: int | None = None  # None: all at once
     respond_on_first_success: bool = True
+    answers: int = 1  # with respond_on_first_success: how many good answers end the dispatch
 
 
 @dataclass
@@ -73,7 +75,7 @@ def resolve_neurons(strategy: Strategy | None, directory: Directory) -> list[Neu
 
 
 def worst_case_answers(neurons: list[NeuronInfo], options: DispatchOptions) -> int:
-    return min(1, len(neurons)) if options.respond_on_first_success else len(neurons)
+    return min(options.answers, len(neurons)) if options.respond_on_first_success else len(neurons)
 
 
 def worst_case_seconds(options: DispatchOptions) -> float:
@@ -181,6 +183,11 @@ async def dispatch(
         while queue and len(attempts.pending) < window and attempts.left() >= MIN_RETRY_SECONDS:
             attempts.launch(queue.pop(0), min(options.timeout, attempts.left()))
 
+    def enough() -> bool:
+        # Never more answers than were held for: a retry's answer that comes
+        # in with the last one wanted is cancelled, not charged.
+        return options.respond_on_first_success and len(outcome.successes) >= options.answers
+
     fill()
     try:
         while attempts.pending:
@@ -193,7 +200,7 @@ async def dispatch(
             for task in sorted(done, key=lambda t: attempts.pending[t].order):
                 call = attempts.pending.pop(task)
                 result = task.result()
-                if result.ok and options.respond_on_first_success and outcome.successes:
+                if result.ok and enough():
                     call.record.cancelled()
                     outcome.cancelled.append(call.neuron)
                     continue
@@ -204,7 +211,7 @@ async def dispatch(
                     call.record.failed(result.error)
                     outcome.failures.append(result)
                     attempts.retry()
-            if options.respond_on_first_success and outcome.successes:
+            if enough():
                 break
             fill()
     finally:

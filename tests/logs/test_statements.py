@@ -42,6 +42,7 @@ def entry(key: ApiKey | None = None, **fields) -> RequestLog:
         "credits_charged": 1,
         "elapsed_ms": 812.5,
         "client_ip": "203.0.113.7",
+        "client_request_id": "trace-7f3a/run.2",
         "miners": [
             MinerLog(1, "5Hot1", True, response="2", status=200, response_ms=120.5),
             MinerLog(7, "5Hot7", False, error="timed out", status=None, response_ms=3000.0),
@@ -74,14 +75,14 @@ def saved_request(log: RequestLog) -> tuple:
     row = Request.objects.get(pk=log.id)
     return (
         row.key_id, row.user_id, row.route, row.messages, row.strategy, row.status, row.api_error,
-        row.credits_charged, row.started_at, row.elapsed_ms, row.client_ip,
+        row.credits_charged, row.started_at, row.elapsed_ms, row.client_ip, row.client_request_id,
     )  # fmt: skip
 
 
 def expected_request(log: RequestLog) -> tuple:
     return (
         log.key_id, log.user_id, log.route, log.messages, log.strategy, log.status, log.api_error,
-        log.credits_charged, log.started_at, log.elapsed_ms, log.client_ip,
+        log.credits_charged, log.started_at, log.elapsed_ms, log.client_ip, log.client_request_id,
     )  # fmt: skip
 
 

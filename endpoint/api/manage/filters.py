@@ -12,6 +12,7 @@ from django_filters.fields import IsoDateTimeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
+from endpoint.core.request_ids import log_id
 from keys.models import ApiKey
 from logs.models import MinerResponse, Request
 
@@ -19,6 +20,24 @@ from logs.models import MinerResponse, Request
 @extend_schema_field(OpenApiTypes.INT)
 class IntegerFilter(django_filters.Filter):
     field_class = forms.IntegerField
+
+
+class RequestIdField(forms.CharField):
+    """An answer's x-request-id (``req_…``) or a bare UUID, as the log's id."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value:
+            return None
+        found = log_id(value)
+        if found is None:
+            raise forms.ValidationError("Not a request id: give an x-request-id (req_…) or a UUID.")
+        return found
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class RequestIdFilter(django_filters.Filter):
+    field_class = RequestIdField
 
 
 class UtcDateTimeField(IsoDateTimeField):
@@ -68,10 +87,17 @@ class LogFilter(django_filters.FilterSet):
     status = IntegerFilter(label="The HTTP status answered.")
     start = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte", label="From (inclusive).")
     end = UtcDateTimeFilter(field_name="started_at", lookup_expr="lt", label="Until (exclusive).")
+    request_id = RequestIdFilter(field_name="id", label="The answer's x-request-id (req_…), or the log's id.")
+    client_request_id = django_filters.CharFilter(
+        label="The client's own id for the call (its X-Client-Request-Id or X-Request-Id header)."
+    )
 
     class Meta:
         model = Request
-        fields = ("key", "responder_hotkey", "uid", "success", "error_code", "route", "status", "start", "end")
+        fields = (
+            *("key", "responder_hotkey", "uid", "success", "error_code", "route", "status", "start", "end"),
+            *("request_id", "client_request_id"),
+        )
 
     def filter_key(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # The CLI's lookup (id, prefix or full key); several keys may share a short prefix.

@@ -299,6 +299,7 @@ class LogSerializer(serializers.ModelSerializer):
             "credits_charged",
             "elapsed_ms",
             "client_ip",
+            "client_request_id",
             "prompt",
             "responders",
         )

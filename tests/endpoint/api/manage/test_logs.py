@@ -77,6 +77,19 @@ def test_bad_filter_values_are_400_naming_the_filter(admin_api, traffic):
     assert set(r.json()["errors"]) == {"uid", "start"}
 
 
+def test_logs_are_found_by_our_request_id_or_the_clients(admin_api, traffic):
+    traffic["ok_b"].client_request_id = "job-9/step.2"
+    traffic["ok_b"].save()
+    wanted = str(traffic["ok_b"].pk)
+    rows = admin_api.get("/api/admin/logs/", {"client_request_id": "job-9/step.2"}).json()["results"]
+    assert [(row["id"], row["client_request_id"]) for row in rows] == [(wanted, "job-9/step.2")]
+    assert ids(admin_api.get("/api/admin/logs/", {"client_request_id": "job-9"})) == []  # exact, not a part
+    assert ids(admin_api.get("/api/admin/logs/", {"request_id": "req_" + traffic["ok_b"].pk.hex})) == [wanted]
+    assert ids(admin_api.get("/api/admin/logs/", {"request_id": wanted})) == [wanted]
+    r = admin_api.get("/api/admin/logs/", {"request_id": "req_nope"})
+    assert r.status_code == 400 and set(r.json()["errors"]) == {"request_id"}
+
+
 def test_count_uses_the_same_filters(admin_api, traffic):
     assert admin_api.get("/api/admin/logs/count/").json() == {"count": 4}
     assert admin_api.get("/api/admin/logs/count/", {"success": "false", "key": traffic["acme"].pk}).json() == {
