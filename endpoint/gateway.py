@@ -19,6 +19,7 @@ from endpoint.core.config import RuntimeConfig, aruntime_config
 from endpoint.core.errors import MinerFailure
 from endpoint.core.request_ids import client_request_id
 from endpoint.core.strategies import DEFAULT, Strategy, parse_strategy
+from endpoint.core.usage import Usage, ausage, combined_usage
 from endpoint.metrics import observe_call
 from endpoint.moderation import check_moderation
 from endpoint.network.dispatch import (
@@ -32,7 +33,7 @@ from endpoint.network.dispatch import (
     worst_case_seconds,
 )
 from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
-from endpoint.network.protocol import MinerResult, MinerStream, StreamedAnswer
+from endpoint.network.protocol import MinerResult, MinerStream, StreamedAnswer, answer_texts, is_usage_only
 from endpoint.network.routing import Route, choose_best
 from endpoint.network.structured import AnswerFormat
 from endpoint.network.wallet import validator_hotkey
@@ -122,6 +123,7 @@ class GatewayCall:
         self.rate_state: RateState | None = None
         self.counting: asyncio.Future | None = None  # the rate-limit count, while not yet awaited
         self.subject = ""
+        self.usage: Usage | None = None  # the answer's tokens, once it was answered
         self.log = RequestLog(
             route=route,
             started_at=timezone.now(),
@@ -269,6 +271,15 @@ class GatewayCall:
             self.log.credits_charged = 0
             return False
 
+    async def count_usage(self, answers: list[tuple[Any, list[str]]]) -> Usage:
+        """The usage of what was delivered: for each answer (``(reported,
+        texts)``, one a miner) its miner's report if valid, else counted; the
+        prompt once, every completion added up, as OpenAI counts ``n``. Kept for the log."""
+        parts = [await ausage(reported, self.log.messages, texts) for reported, texts in answers]
+        self.usage = combined_usage(parts)
+        self.log.prompt_tokens, self.log.completion_tokens = self.usage.prompt_tokens, self.usage.completion_tokens
+        return self.usage
+
     def settle(self, reservation: Reservation, used: int, miner_calls: int) -> None:
         """Settle the hold, once per call: what it cost is known now; the
         database applies it together with the request's log (``finish``, or a
@@ -311,6 +322,8 @@ class GatewayCall:
             self.log.miners = _miner_logs(outcome.successes + outcome.failures, outcome.cancelled)
         if not outcome.successes:
             raise errors.AllMinersFailed(failed_responses=outcome.seed_json()["failed_responses"])
+        delivered = outcome.successes[: prompt.answers]  # /chat returns more, but its first is what is counted
+        await self.count_usage([((r.answer or {}).get("usage"), answer_texts(r)) for r in delivered])
         return outcome
 
     async def open_stream(self, key: ApiKey, prompt: Prompt) -> ChatStream:
@@ -351,6 +364,15 @@ class ChatStream:
             self.said.add(chunk)
         self.error = self.error_code = ""  # why the stream ended early, for the client
         self.miner_error = ""  # what the miner did, for the log
+        self.reported_usage: Any = None  # the miner's usage chunk's, if it sent one
+        self.usage: Usage | None = None  # once the stream ended
+
+    def _relayed(self, chunk: dict[str, Any]) -> bool:
+        """Keep a chunk's usage; False for a usage-only chunk, which the
+        client gets (if it asked) as our own closing chunk instead."""
+        if isinstance(chunk.get("usage"), dict):
+            self.reported_usage = chunk["usage"]
+        return not is_usage_only(chunk)
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         call, winner = self.call, self.winner
@@ -358,7 +380,8 @@ class ChatStream:
         exc: BaseException | None = None
         try:
             for chunk in winner.opening:
-                yield chunk
+                if self._relayed(chunk):
+                    yield chunk
             # The first content has been handed over: now the answer is charged, and logged.
             call.settle(self.reservation, self.cost, miner_calls)
             opening = MinerResult(winner.uid, winner.hotkey, True, content=winner.content)
@@ -369,7 +392,8 @@ class ChatStream:
                 return
             async for chunk in winner.rest:
                 self.said.add(chunk)
-                yield chunk
+                if self._relayed(chunk):
+                    yield chunk
         except MinerFailure as failure:
             # The answer was cut short; what was sent stays sent (and charged).
             self.miner_error = self.error = str(failure)
@@ -384,6 +408,10 @@ class ChatStream:
             answered = MinerResult(winner.uid, winner.hotkey, True, content=self.said.text, error=self.miner_error)
             answered.response_ms = winner.response_ms
             call.log.miners = _miner_logs([answered, *self.race.failures], self.race.cancelled)
+            try:
+                self.usage = await call.count_usage([(self.reported_usage, [self.said.text])])
+            except Exception:
+                log.exception("could not count the tokens of %s", call.log.id)
             await call.finish(exc)
 
 

@@ -44,9 +44,12 @@ EXPORT_COLUMNS = (
     "credits_charged",
     "elapsed_ms",
     "client_ip",
+    "prompt_tokens",
+    "completion_tokens",
     "messages",
 )
-CSV_HEADER = (*EXPORT_COLUMNS[:6], "key_prefix", "key_name", *EXPORT_COLUMNS[8:12], "prompt")
+MESSAGES = EXPORT_COLUMNS.index("messages")  # exported as its first prompt
+CSV_HEADER = (*EXPORT_COLUMNS[:6], "key_prefix", "key_name", *EXPORT_COLUMNS[8:MESSAGES], "prompt")
 
 
 def _error_codes() -> list[str]:
@@ -158,6 +161,8 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "user",
         "strategy",
         "credits_charged",
+        "prompt_tokens",
+        "completion_tokens",
         "elapsed_ms",
         "client_ip",
         "client_request_id",
@@ -245,7 +250,7 @@ def _csv_text(batch: list[tuple] | None) -> str:
         writer.writerow(CSV_HEADER)
     else:
         for row in batch:
-            writer.writerow([spreadsheet_safe(cell) for cell in (*row[:12], first_prompt(row[12]))])
+            writer.writerow([spreadsheet_safe(cell) for cell in (*row[:MESSAGES], first_prompt(row[MESSAGES]))])
     return out.getvalue()
 
 

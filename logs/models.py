@@ -36,6 +36,10 @@ class Request(models.Model):
     # The client's own id for the call (X-Client-Request-Id or X-Request-Id),
     # "" when it sent none; ours is ``id`` (endpoint.core.request_ids).
     client_request_id = models.CharField(max_length=128, blank=True, default="", db_default="")
+    # The answer's tokens, as the miner reported them or as we counted them;
+    # null when nothing was answered (and on rows written before they were kept).
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

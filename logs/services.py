@@ -71,6 +71,8 @@ class RequestLog:
     elapsed_ms: float = 0.0
     client_ip: str | None = None
     client_request_id: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
     miners: list[MinerLog] = field(default_factory=list)
 
     def without_texts(self, *, owner: bool = True) -> RequestLog:
@@ -134,7 +136,8 @@ def rewrite_request(entry: RequestLog, settlement: Settlement | None = None) -> 
 
 REQUEST_FIELDS = [
     "id", "key", "key_name", "key_prefix", "user", "route", "messages", "strategy", "status", "api_error",
-    "credits_charged", "started_at", "elapsed_ms", "client_ip", "client_request_id",
+    "credits_charged", "started_at", "elapsed_ms", "client_ip", "client_request_id", "prompt_tokens",
+    "completion_tokens",
 ]  # fmt: skip
 MINER_FIELDS = ["request", "uid", "hotkey", "is_success", "response", "error", "status", "response_ms"]
 
@@ -150,13 +153,16 @@ def _write_sql(*, replace: bool, settle: bool, durable: bool) -> str:
     every statement, sets that."""
     request_table, miner_table = table(Request), table(MinerResponse)
     request_fk = column(MinerResponse, "request")
-    final = ("status", "api_error", "credits_charged", "elapsed_ms", "strategy", "messages")
+    final = (
+        "status", "api_error", "credits_charged", "elapsed_ms", "strategy", "messages", "prompt_tokens",
+        "completion_tokens",
+    )  # fmt: skip
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in (column(Request, f) for f in final))
     settled = settle_ctes("EXISTS (SELECT 1 FROM saved WHERE inserted)")
     return (
         (f"WITH gone AS (DELETE FROM {miner_table} WHERE {request_fk} = %s), " if replace else "WITH ")
         + f"saved AS (INSERT INTO {request_table} ({columns(Request, REQUEST_FIELDS)}) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet, %s)"
+        "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::inet, %s, %s, %s)"
         + (f" ON CONFLICT ({column(Request, 'id')}) DO UPDATE SET {updates}" if replace else "")
         + " RETURNING (xmax = 0) AS inserted"
         + ("" if durable else f", {asyncdb.ASYNC_COMMIT} AS commit_mode")
@@ -186,7 +192,7 @@ def _statement(entry: RequestLog, settlement: Settlement | None, *, replace: boo
         entry.id, entry.key_id, entry.key_name, entry.key_prefix, entry.user_id, entry.route, _jsonb(entry.messages),
         entry.strategy,
         entry.status, entry.api_error, entry.credits_charged, entry.started_at, entry.elapsed_ms, entry.client_ip,
-        entry.client_request_id,
+        entry.client_request_id, entry.prompt_tokens, entry.completion_tokens,
     ]  # fmt: skip
     if replace:  # the DELETE of the old miner rows comes first
         params.insert(0, entry.id)
@@ -244,6 +250,8 @@ def _insert_with_the_orm(entry: RequestLog) -> None:
             elapsed_ms=entry.elapsed_ms,
             client_ip=entry.client_ip,
             client_request_id=entry.client_request_id,
+            prompt_tokens=entry.prompt_tokens,
+            completion_tokens=entry.completion_tokens,
         )
         if entry.miners:
             MinerResponse.objects.bulk_create(

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum
-from django.db.models.functions import Trunc
+from django.db.models.functions import Coalesce, Trunc
 from django.utils import timezone
 
 from .models import IS_CANCELLED, MinerResponse, Request
@@ -109,6 +109,8 @@ def _totals(requests: QuerySet) -> dict:
         "requests": Count("pk"),
         "successes": Count("pk", filter=SUCCESS),
         "credits_spent": Sum("credits_charged"),
+        "prompt_tokens": Sum("prompt_tokens"),
+        "completion_tokens": Sum("completion_tokens"),
     }
     if _has_percentiles():
         figures["p50_ms"] = PercentileCont("elapsed_ms", 0.5)
@@ -122,6 +124,8 @@ def _totals(requests: QuerySet) -> dict:
         "successes": row["successes"],
         "success_rate": _rate(row["successes"], row["requests"]),
         "credits_spent": row["credits_spent"] or 0,
+        "prompt_tokens": row["prompt_tokens"] or 0,
+        "completion_tokens": row["completion_tokens"] or 0,
         "p50_ms": _round(row["p50_ms"]),
         "p95_ms": _round(row["p95_ms"]),
     }
@@ -131,7 +135,13 @@ def _top_keys(requests: QuerySet) -> list[dict]:
     rows = (
         requests.filter(key__isnull=False)
         .values("key_id")
-        .annotate(name=F("key__name"), prefix=F("key__prefix"), requests=Count("pk"), credits=Sum("credits_charged"))
+        .annotate(
+            name=F("key__name"),
+            prefix=F("key__prefix"),
+            requests=Count("pk"),
+            credits=Sum("credits_charged"),
+            tokens=Sum(Coalesce("prompt_tokens", 0) + Coalesce("completion_tokens", 0)),
+        )
         .order_by("-requests", "key_id")[:TOP]
     )
     return [
@@ -141,6 +151,7 @@ def _top_keys(requests: QuerySet) -> list[dict]:
             "prefix": row["prefix"],
             "requests": row["requests"],
             "credits": row["credits"] or 0,
+            "tokens": row["tokens"] or 0,
         }
         for row in rows
     ]

@@ -3,7 +3,8 @@
 ``model`` picks the strategy (``auto``, ``best``/``best:N``, ``top_n:N``,
 ``uids:a,b``, ``uid:N``);
 the answer is a ``chat.completion`` (or SSE ``chat.completion.chunk``s) with an
-extra ``bittensor`` field naming the miner that answered and those that failed.
+extra ``bittensor`` field naming the miner that answered and those that failed,
+and where ``usage`` came from (the miner's report, or our own count).
 """
 
 from __future__ import annotations
@@ -70,24 +71,6 @@ def _one_choice_each(outcome: Dispatch) -> list[dict[str, Any]]:
     return [{**_miner_choices(result)[0], "index": i} for i, result in enumerate(outcome.successes)]
 
 
-def _usage(results: list[MinerResult]) -> dict[str, Any] | None:
-    """The miners' usage: the one's as it reported it; several miners' added
-    up as OpenAI counts ``n`` (the prompt once, every completion), when each
-    reported its token counts."""
-    usages = [(r.answer or {}).get("usage") for r in results]
-    if len(usages) == 1:
-        return usages[0] if isinstance(usages[0], dict) else None
-    counts = [(u.get("prompt_tokens"), u.get("completion_tokens")) for u in usages if isinstance(u, dict)]
-    if len(counts) != len(usages) or not all(isinstance(c, int) for pair in counts for c in pair):
-        return None
-    prompt_tokens, completion_tokens = counts[0][0], sum(c for _, c in counts)
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    }
-
-
 def completion_json(call: GatewayCall, model: str, outcome: Dispatch, *, n: int | None = None) -> dict[str, Any]:
     """The ``chat.completion``: the first miner's choices, or with ``n`` one
     choice from each miner that answered (and who gave which)."""
@@ -104,19 +87,21 @@ def completion_json(call: GatewayCall, model: str, outcome: Dispatch, *, n: int 
             "hotkey": winner.hotkey,
             "response_ms": round(winner.response_ms, 1),
             "failed": outcome.seed_json()["failed_responses"],
+            "usage": call.usage.source,
         },
+        "usage": call.usage.json(),
     }
     if n is not None:
         body["bittensor"]["answers"] = [
             {"index": i, "uid": r.uid, "hotkey": r.hotkey, "response_ms": round(r.response_ms, 1)}
             for i, r in enumerate(answered)
         ]
-    if (usage := _usage(answered)) is not None:
-        body["usage"] = usage
     return body
 
 
-async def sse_events(call: GatewayCall, model: str, stream: ChatStream) -> AsyncIterator[bytes]:
+async def sse_events(
+    call: GatewayCall, model: str, stream: ChatStream, *, include_usage: bool = False
+) -> AsyncIterator[bytes]:
     completion_id, created = f"chatcmpl-{call.log.id.hex}", int(time.time())
     first = True
     async for chunk in stream.chunks():
@@ -131,6 +116,11 @@ async def sse_events(call: GatewayCall, model: str, stream: ChatStream) -> Async
             failed = [r.seed_failure(i) for i, r in enumerate(stream.race.failures)]
             event["bittensor"] = {"uid": stream.winner.uid, "hotkey": stream.winner.hotkey, "failed": failed}
             first = False
+        yield b"data: " + orjson.dumps(event) + b"\n\n"
+    if include_usage and stream.usage is not None:  # as OpenAI ends such a stream
+        usage = stream.usage
+        event = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+        event |= {"choices": [], "usage": usage.json(), "bittensor": {"usage": usage.source}}
         yield b"data: " + orjson.dumps(event) + b"\n\n"
     if stream.error:  # as OpenAI ends a stream that fails midway
         error = {"message": stream.error, "type": "api_error", "param": None, "code": stream.error_code}
@@ -151,7 +141,8 @@ class ChatCompletionsView(AsyncAPIView):
                 return Response(completion_json(call, body.model, outcome, n=body.n))
             stream = await call.open_stream(key, body.prompt())
             call.hand_off()
-            response = StreamingHttpResponse(sse_events(call, body.model, stream), content_type="text/event-stream")
+            events = sse_events(call, body.model, stream, include_usage=body.include_usage)
+            response = StreamingHttpResponse(events, content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             return response

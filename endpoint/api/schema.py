@@ -99,6 +99,16 @@ class BittensorInfo(BaseModel):
     answers: list[BittensorAnswer] | None = Field(
         default=None, description="With `n`: which miner gave each choice (n distinct miners, one choice each)."
     )
+    usage: Literal["miner", "counted"] = Field(
+        description="Where `usage` comes from: `miner` (the answering miner reported it) or `counted` "
+        "(it did not, so the endpoint counted the tokens itself with tiktoken's cl100k_base)."
+    )
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 class ChatCompletion(BaseModel):
@@ -108,7 +118,9 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[CompletionChoice]
     bittensor: BittensorInfo
-    usage: dict[str, Any] | None = Field(default=None, description="As reported by the answering miner, when it did.")
+    usage: CompletionUsage = Field(
+        description="The miner's report when it gave one, else counted (see `bittensor.usage`)."
+    )
 
 
 # One Server-Sent Event of a streamed completion.
@@ -120,6 +132,7 @@ SSE_EVENT = {
         "data": {
             "type": "string",
             "description": "A `chat.completion.chunk` as JSON (the first one with a `bittensor` field), "
+            "with `stream_options.include_usage` a last chunk with empty `choices` and `usage`, "
             "or `[DONE]` to end the stream.",
         },
     },

@@ -114,6 +114,14 @@ class OpenAIMessage(BaseModel):
     content: str | list | None = None
 
 
+class StreamOptions(BaseModel):
+    """OpenAI's ChatCompletionStreamOptions; forwarded to the miner as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: StrictBool | None = None
+
+
 class ChatCompletionRequest(BaseModel):
     """OpenAI's body; fields we don't use (temperature, max_tokens…) go to the
     miners. ``n`` is ours: n answers from n distinct miners of the model's,
@@ -124,7 +132,7 @@ class ChatCompletionRequest(BaseModel):
     model: str
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: StrictBool = False
-    stream_options: dict | None = None
+    stream_options: StreamOptions | None = None
     n: StrictInt | None = Field(default=None, ge=1, le=MAX_ANSWERS)
 
     @field_validator("n")
@@ -135,12 +143,19 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("n > 1 can't be streamed (each answer comes from another miner); ask without stream")
         return n
 
+    @property
+    def include_usage(self) -> bool:
+        return self.stream and self.stream_options is not None and self.stream_options.include_usage is True
+
     def prompt(self) -> Prompt:
+        extra = dict(self.model_extra or {})
+        if self.stream_options is not None:
+            extra["stream_options"] = self.stream_options.model_dump(exclude_unset=True)
         return Prompt(
             messages=[m.model_dump(exclude_none=True) for m in self.messages],
             strategy=strategy_for_model(self.model),
             answers=self.n or 1,
-            extra=dict(self.model_extra or {}),
+            extra=extra,
         )
 
 

@@ -65,6 +65,10 @@ class MinerBehaviour:
     stall: float = 0.0
     require_auth: bool = True  # False: answer unsigned requests too (for clients without btauth/1, e.g. LiteLLM)
     stream_fault: str = ""  # one of STREAM_FAULTS: what a stream does after its first content
+    # Report ``usage`` (word counts) as OpenAI does: in every answer, and in a
+    # stream's last chunk when ``stream_options.include_usage`` asks. False:
+    # never, as some miners do, so the endpoint has to count.
+    report_usage: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -306,11 +310,22 @@ def _finish(message: dict[str, Any]) -> str:
     return "tool_calls" if message.get("tool_calls") else "stop"
 
 
-def _completion(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+def _usage(body: dict[str, Any], message: dict[str, Any]) -> dict[str, int]:
+    """Words, not tokens: a miner's own way of counting, told apart from the endpoint's."""
     prompt = sum(_words(_text_of(m.get("content"))) for m in body["messages"] if isinstance(m, dict))
     answer = _words(_text_of(message.get("content") or message.get("refusal")))
     answer += sum(_words(c["function"]["arguments"]) for c in message.get("tool_calls", []))
-    return {
+    answer *= _choice_count(body)
+    return {"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer}
+
+
+def _wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _completion(body: dict[str, Any], message: dict[str, Any], *, usage: bool = True) -> dict[str, Any]:
+    completion = {
         "id": _completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
@@ -319,20 +334,25 @@ def _completion(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]
             {"index": i, "message": {"role": "assistant", **message}, "finish_reason": _finish(message)}
             for i in range(_choice_count(body))
         ],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer},
     }
+    if usage:
+        completion["usage"] = _usage(body, message)
+    return completion
 
 
-def _stream_events(body: dict[str, Any], message: dict[str, Any]) -> list[bytes]:
+def _stream_events(body: dict[str, Any], message: dict[str, Any], *, usage: bool = True) -> list[bytes]:
     """The SSE events of a streamed answer: role, one chunk a word (of the
     text or the refusal; a tool call's arguments in two fragments), the
-    finish reason, [DONE]."""
-    head = {
+    finish reason, with ``include_usage`` (and ``usage``) a usage chunk, [DONE]."""
+    head: dict[str, Any] = {
         "id": _completion_id(),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": body.get("model") or "localnet",
     }
+    usage = usage and _wants_usage(body)
+    if usage:  # OpenAI's content chunks then carry "usage": null
+        head["usage"] = None
 
     def event(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk = {**head, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
@@ -355,6 +375,9 @@ def _stream_events(body: dict[str, Any], message: dict[str, Any]) -> list[bytes]
         events.append(event(index, {"role": "assistant"}))
         events.extend(event(index, delta) for delta in deltas)
         events.append(event(index, {}, _finish(message)))
+    if usage:
+        closing = {**head, "choices": [], "usage": _usage(body, message)}
+        events.append(b"data: " + orjson.dumps(closing) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -527,9 +550,9 @@ class LocalSubnet:
             return await self._forward(request, behaviour, raw, body)
         message = miner.answer(body, mode)
         if body.get("stream") is True:
-            events = _stream_events(body, message)
+            events = _stream_events(body, message, usage=behaviour.report_usage)
             return await _send_stream(request, events, behaviour.chunk_delay, behaviour.stream_fault)
-        return _json_response(_completion(body, message))
+        return _json_response(_completion(body, message, usage=behaviour.report_usage))
 
     async def _forward(
         self, request: web.BaseRequest, behaviour: MinerBehaviour, raw: bytes, body: dict[str, Any]

@@ -138,6 +138,13 @@ def said(message: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def answer_texts(result: MinerResult) -> list[str]:
+    """What each choice of a miner's answer says (for counting its tokens)."""
+    choices = (result.answer or {}).get("choices")
+    messages = [c.get("message") for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []
+    return [said(m) for m in messages if isinstance(m, dict)] or [result.content]
+
+
 def _message_of(answer: Any) -> dict[str, Any]:
     try:
         message = answer["choices"][0]["message"]
@@ -292,6 +299,12 @@ def _delta_of(chunk: dict[str, Any]) -> dict[str, Any]:
     return delta if isinstance(delta, dict) else {}
 
 
+def is_usage_only(chunk: dict[str, Any]) -> bool:
+    """A stream's closing usage chunk (``choices`` empty, ``usage`` set), as
+    OpenAI sends with ``stream_options.include_usage``."""
+    return not chunk.get("choices") and isinstance(chunk.get("usage"), dict)
+
+
 def delta_text(chunk: dict[str, Any]) -> str:
     text = _delta_of(chunk).get("content")
     return text if isinstance(text, str) else ""
@@ -366,6 +379,8 @@ async def _sse_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: floa
         finish = answer["choices"][0].get("finish_reason")
         yield {"choices": [{"index": 0, "delta": _as_delta(message), "finish_reason": None}]}
         yield {"choices": [{"index": 0, "delta": {}, "finish_reason": finish if isinstance(finish, str) else "stop"}]}
+        if isinstance(answer.get("usage"), dict):
+            yield {"choices": [], "usage": answer["usage"]}
         return
     loop = asyncio.get_running_loop()
     size = 0

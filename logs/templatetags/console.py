@@ -37,6 +37,8 @@ def console_dashboard(context: template.Context) -> dict:
             ("Requests", f"{stats['requests']:,}"),
             ("Success rate", _percent(stats["success_rate"])),
             ("Credits spent", f"{stats['credits_spent']:,}"),
+            ("Tokens in", f"{stats['prompt_tokens']:,}"),
+            ("Tokens out", f"{stats['completion_tokens']:,}"),
             ("p50 latency", _ms(stats["p50_ms"])),
             ("p95 latency", _ms(stats["p95_ms"])),
         ],

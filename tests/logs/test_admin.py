@@ -27,7 +27,9 @@ def traffic(postgres):
     other = ApiKeyFactory(name="other")
     now = timezone.now()
     return {
-        "ok": RequestLogFactory(key=key, messages=prompt("capital of France?"), started_at=now),
+        "ok": RequestLogFactory(
+            key=key, messages=prompt("capital of France?"), started_at=now, prompt_tokens=20, completion_tokens=3
+        ),
         "limited": RequestLogFactory(
             key=key, status=429, api_error="RateLimitExceeded", credits_charged=0, messages=prompt("again")
         ),
@@ -129,6 +131,9 @@ def test_csv_export_has_the_filtered_rows(console, traffic):
     assert limited["api_error"] == "RateLimitExceeded"
     assert limited["key_name"] == "partner"
     assert limited["prompt"] == "again"
+    assert (limited["prompt_tokens"], limited["completion_tokens"]) == ("", "")  # nothing was answered
+    ok = next(row for row in rows if row["status"] == "200")
+    assert (ok["prompt_tokens"], ok["completion_tokens"], ok["prompt"]) == ("20", "3", "capital of France?")
     assert "Export CSV" in console.get(LOGS).text
 
 

@@ -43,6 +43,8 @@ def entry(key: ApiKey | None = None, **fields) -> RequestLog:
         "elapsed_ms": 812.5,
         "client_ip": "203.0.113.7",
         "client_request_id": "trace-7f3a/run.2",
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
         "miners": [
             MinerLog(1, "5Hot1", True, response="2", status=200, response_ms=120.5),
             MinerLog(7, "5Hot7", False, error="timed out", status=None, response_ms=3000.0),
@@ -76,6 +78,7 @@ def saved_request(log: RequestLog) -> tuple:
     return (
         row.key_id, row.user_id, row.route, row.messages, row.strategy, row.status, row.api_error,
         row.credits_charged, row.started_at, row.elapsed_ms, row.client_ip, row.client_request_id,
+        row.prompt_tokens, row.completion_tokens,
     )  # fmt: skip
 
 
@@ -83,6 +86,7 @@ def expected_request(log: RequestLog) -> tuple:
     return (
         log.key_id, log.user_id, log.route, log.messages, log.strategy, log.status, log.api_error,
         log.credits_charged, log.started_at, log.elapsed_ms, log.client_ip, log.client_request_id,
+        log.prompt_tokens, log.completion_tokens,
     )  # fmt: skip
 
 
@@ -134,7 +138,9 @@ def test_a_request_without_miners_is_still_written_and_settled(settings, replace
 def test_a_replace_swaps_the_early_record_and_does_not_settle_it_again(settings, settle, durable):
     settings.LOG_SYNCHRONOUS_COMMIT = durable
     key, settlement = held()
-    early = entry(key, status=200, credits_charged=1, miners=[MinerLog(1, "5Hot1", True, response="par")])
+    early = entry(
+        key, status=200, credits_charged=1, miners=[MinerLog(1, "5Hot1", True, response="par")], completion_tokens=None
+    )
     record_request(early, settlement if settle else None)  # a stream's record at its first content
     after_early = balance(key)
     assert after_early == ((9, 1, 2) if settle else (7, 0, 0))
@@ -147,6 +153,7 @@ def test_a_replace_swaps_the_early_record_and_does_not_settle_it_again(settings,
         api_error="ClientClosedRequest",
         credits_charged=1,
         elapsed_ms=4321.0,
+        completion_tokens=7,  # known once the stream ended
         strategy="uids:1,9",
         messages=[{"role": "user", "content": "What is 1+1?"}, {"role": "assistant", "content": "2"}],
         miners=[

@@ -19,7 +19,14 @@ def now():
 def test_figures_count_only_the_window(postgres, now):
     key = ApiKeyFactory(name="busy")
     for ms in (100, 200, 300, 400):
-        RequestLogFactory(key=key, started_at=now - timedelta(minutes=10), elapsed_ms=ms, credits_charged=2)
+        RequestLogFactory(
+            key=key,
+            started_at=now - timedelta(minutes=10),
+            elapsed_ms=ms,
+            credits_charged=2,
+            prompt_tokens=10,
+            completion_tokens=5,
+        )
     RequestLogFactory(key=key, status=502, api_error="", started_at=now - timedelta(minutes=5), credits_charged=0)
     RequestLogFactory(key=key, started_at=now - timedelta(days=3))  # outside 24h
 
@@ -30,7 +37,9 @@ def test_figures_count_only_the_window(postgres, now):
     assert stats["success_rate"] == pytest.approx(0.8)
     assert stats["credits_spent"] == 8
     assert stats["p50_ms"] == pytest.approx(200.0)
-    assert stats["top_keys"][0] == {"key_id": key.pk, "name": "busy", "prefix": key.prefix, "requests": 5, "credits": 8}
+    assert (stats["prompt_tokens"], stats["completion_tokens"]) == (40, 20)  # the failure has none
+    top = {"key_id": key.pk, "name": "busy", "prefix": key.prefix, "requests": 5, "credits": 8, "tokens": 60}
+    assert stats["top_keys"][0] == top
     assert dashboard_stats("7d", now=now)["requests"] == 6
 
 

@@ -297,6 +297,8 @@ class LogSerializer(serializers.ModelSerializer):
             "user",
             "strategy",
             "credits_charged",
+            "prompt_tokens",
+            "completion_tokens",
             "elapsed_ms",
             "client_ip",
             "client_request_id",
@@ -410,6 +412,7 @@ class StatsKeyRowSerializer(serializers.Serializer):
     prefix = serializers.CharField()
     requests = serializers.IntegerField()
     credits = serializers.IntegerField()
+    tokens = serializers.IntegerField(help_text="Prompt and completion tokens of the key's answered calls.")
 
 
 class StatsMinerRowSerializer(serializers.Serializer):
@@ -439,6 +442,8 @@ class StatsSerializer(serializers.Serializer):
     successes = serializers.IntegerField()
     success_rate = serializers.FloatField(allow_null=True, help_text="0 to 1; null when there were no requests.")
     credits_spent = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField(help_text="Tokens of the answered prompts (the miners' or our count).")
+    completion_tokens = serializers.IntegerField(help_text="Tokens of the answers (the miners' or our count).")
     p50_ms = serializers.FloatField(allow_null=True)
     p95_ms = serializers.FloatField(allow_null=True)
     top_keys = StatsKeyRowSerializer(many=True)

@@ -29,6 +29,9 @@ class Command(OperatorCommand):
         parser.add_argument("--upstream", default=None, help="OpenAI-compatible base URL to forward prompts to.")
         parser.add_argument("--upstream-model", default=None, help="Model name sent upstream instead of the request's.")
         parser.add_argument(
+            "--no-usage", action="store_true", help="Report no token usage (the endpoint then counts it)."
+        )
+        parser.add_argument(
             "--no-auth", action="store_true", help="Answer unsigned requests too (clients without btauth/1)."
         )
 
@@ -45,6 +48,7 @@ class Command(OperatorCommand):
             upstream_api_key=self._upstream_key(opts["upstream"]),
             upstream_model=opts["upstream_model"],
             require_auth=not opts["no_auth"],
+            report_usage=not opts["no_usage"],
         )
         subnet = LocalSubnet(
             opts["miners"], host=opts["host"], base_port=opts["port"], behaviour=behaviour, netuid=opts["netuid"]

@@ -21,7 +21,7 @@ def traffic(db):
     """A small day of traffic: two keys, two miners, one failure, one 402."""
     now = timezone.now()
     acme, beta = ApiKeyFactory(name="acme"), ApiKeyFactory(name="beta")
-    ok_a = RequestLogFactory(key=acme, started_at=now - timedelta(hours=1))
+    ok_a = RequestLogFactory(key=acme, started_at=now - timedelta(hours=1), prompt_tokens=9, completion_tokens=8)
     MinerResponseFactory(request=ok_a, uid=1, hotkey=HOTKEY_A, is_success=True)
     ok_b = RequestLogFactory(key=beta, started_at=now - timedelta(hours=2), route="/v1/chat/completions")
     MinerResponseFactory(request=ok_b, uid=2, hotkey=HOTKEY_B, is_success=True)
@@ -45,6 +45,8 @@ def test_list_shows_newest_first_with_key_prompt_and_responders(admin_api, traff
     assert [row["id"] for row in rows] == [str(traffic[n].pk) for n in ("ok_a", "ok_b", "failed", "poor")]
     first = rows[0]
     assert (first["key_prefix"], first["prompt"], first["status"]) == (traffic["acme"].prefix, "What is 1+1?", 200)
+    assert (first["prompt_tokens"], first["completion_tokens"]) == (9, 8)
+    assert rows[2]["prompt_tokens"] is None  # nothing was answered
     assert first["responders"] == [{"uid": 1, "hotkey": HOTKEY_A, "response_ms": 80.0}]
     assert rows[1]["responders"] == [{"uid": 2, "hotkey": HOTKEY_B, "response_ms": 80.0}]  # the failure isn't one
 

@@ -15,7 +15,13 @@ def day_of_traffic(postgres):
     now = timezone.now()
     key = ApiKeyFactory(name="acme")
     for i, elapsed in enumerate([100.0, 200.0, 300.0, 400.0]):
-        request = RequestLogFactory(key=key, started_at=now - timedelta(minutes=10 + i), elapsed_ms=elapsed)
+        request = RequestLogFactory(
+            key=key,
+            started_at=now - timedelta(minutes=10 + i),
+            elapsed_ms=elapsed,
+            prompt_tokens=9,
+            completion_tokens=i,
+        )
         MinerResponseFactory(request=request, uid=3, hotkey="5Miner3", is_success=True, response_ms=50.0)
     failed = RequestLogFactory(key=key, started_at=now - timedelta(hours=5), status=502, credits_charged=0)
     MinerResponseFactory(request=failed, uid=4, hotkey="5Miner4", is_success=False)
@@ -34,6 +40,7 @@ def test_stats_over_the_last_hour(admin_api, day_of_traffic):
         {"uid": 3, "hotkey": "5Miner3", "requests": 4, "cancelled": 0, "success_rate": 1.0, "p50_ms": 50.0}
     ]
     assert body["top_keys"][0]["prefix"] == day_of_traffic.prefix
+    assert (body["prompt_tokens"], body["completion_tokens"], body["top_keys"][0]["tokens"]) == (36, 6, 42)
     assert sum(point["requests"] for point in body["series"]) == 4
 
 
