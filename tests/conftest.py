@@ -15,7 +15,7 @@ from django.test import Client
 from endpoint.core.db import close_db_threads
 from tests.factories import UserFactory
 
-pytest_plugins = ["tests.network_fixtures", "tests.browser"]
+pytest_plugins = ["tests.network_fixtures", "tests.browser", "tests.openai_spec_check"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -1,8 +1,10 @@
-"""A local stand-in for OpenAI's moderations endpoint (no internet here)."""
+"""A local stand-in for OpenAI (no internet here): its moderations endpoint, and a
+chat completions endpoint answering what a test sets, for miners to forward to."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -21,6 +23,8 @@ class FakeOpenAI:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
+        self.chat_answer: dict = {}  # the JSON a plain chat completion answers
+        self.chat_events: list[dict] = []  # the SSE events of a streamed one, before [DONE]
 
     async def _moderations(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -38,6 +42,18 @@ class FakeOpenAI:
         results = [{"flagged": self.flag_word in text, "categories": {}, "category_scores": {}} for text in inputs]
         return web.json_response({"id": "modr-test", "model": "omni-moderation-latest", "results": results})
 
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.calls.append({"body": body, "auth": request.headers.get("Authorization", ""), "at": time.time()})
+        if not body.get("stream"):
+            return web.json_response(self.chat_answer)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in self.chat_events:
+            await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
     def start(self) -> FakeOpenAI:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -47,6 +63,7 @@ class FakeOpenAI:
         async def serve() -> None:
             app = web.Application()
             app.router.add_post("/v1/moderations", self._moderations)
+            app.router.add_post("/v1/chat/completions", self._chat)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.SockSite(runner, sock).start()

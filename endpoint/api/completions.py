@@ -29,17 +29,71 @@ from .serializers import ChatCompletionRequest, parse_body
 
 TOP_N_MODELS = (1, 3, 5, 10)
 
+# What OpenAI's schemas allow where a miner's answer is relayed; miners run
+# other OpenAI-compatible servers, whose answers are looser.
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "function_call")
+DELTA_ROLES = ("developer", "system", "user", "assistant", "tool")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _arguments(value: Any) -> str:
+    """A tool call's arguments as the JSON text OpenAI sends (some servers send an object)."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _tool_calls(raw: Any) -> list[dict[str, Any]]:
+    """The miner's tool calls as OpenAI shapes them: each with an id, a type
+    and a named function (or custom tool); calls without a name are dropped."""
+    calls = []
+    for i, call in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(call, dict):
+            continue
+        ident = _text(call.get("id")) or f"call_{i}"
+        function, custom = call.get("function"), call.get("custom")
+        if isinstance(function, dict) and _text(function.get("name")):
+            arguments = _arguments(function.get("arguments", "{}"))
+            calls.append(
+                {"id": ident, "type": "function", "function": {"name": function["name"], "arguments": arguments}}
+            )
+        elif isinstance(custom, dict) and _text(custom.get("name")) and _text(custom.get("input")) is not None:
+            calls.append({"id": ident, "type": "custom", "custom": {"name": custom["name"], "input": custom["input"]}})
+    return calls
+
+
+def _tool_call_chunks(raw: list) -> list[dict[str, Any]]:
+    """Streamed tool-call fragments, each with the index OpenAI requires."""
+    chunks = []
+    for position, call in enumerate(raw):
+        if not isinstance(call, dict):
+            continue
+        shaped: dict[str, Any] = {"index": call["index"] if _is_count(call.get("index")) else position}
+        if _text(call.get("id")):
+            shaped["id"] = call["id"]
+        function = call.get("function")
+        if isinstance(function, dict):
+            shaped["type"] = "function"
+            shaped["function"] = {k: function[k] for k in ("name", "arguments") if _text(function.get(k)) is not None}
+        chunks.append(shaped)
+    return chunks
+
 
 def _message(message: dict[str, Any]) -> dict[str, Any] | None:
     """The miner's message as OpenAI shapes it (``refusal`` always there), or
     None when it says nothing: no text, no refusal, no tool calls."""
-    content, refusal, calls = message.get("content"), message.get("refusal"), message.get("tool_calls")
+    calls = _tool_calls(message.get("tool_calls"))
     shaped: dict[str, Any] = {
         "role": "assistant",
-        "content": content if isinstance(content, str) else None,
-        "refusal": refusal if isinstance(refusal, str) else None,
+        "content": _text(message.get("content")),
+        "refusal": _text(message.get("refusal")),
     }
-    if isinstance(calls, list) and calls:
+    if calls:
         shaped["tool_calls"] = calls
     elif shaped["content"] is None and shaped["refusal"] is None:
         return None
@@ -54,7 +108,9 @@ def _miner_choices(result: MinerResult) -> list[dict[str, Any]]:
         message = choice.get("message") if isinstance(choice, dict) else None
         shaped = _message(message) if isinstance(message, dict) else None
         if shaped is not None:
-            finish = choice.get("finish_reason") or ("tool_calls" if "tool_calls" in shaped else "stop")
+            finish = choice.get("finish_reason")
+            if finish not in FINISH_REASONS:
+                finish = "tool_calls" if "tool_calls" in shaped else "stop"
             choices.append({"index": i, "message": shaped, "finish_reason": finish, "logprobs": None})
     return choices or [
         {
@@ -99,6 +155,41 @@ def completion_json(call: GatewayCall, model: str, outcome: Dispatch, *, n: int 
     return body
 
 
+def _delta(raw: Any) -> dict[str, Any]:
+    """A streamed choice's delta with what OpenAI's schema allows of it."""
+    if not isinstance(raw, dict):
+        return {}
+    delta = {k: raw[k] for k in ("content", "refusal") if k in raw and (raw[k] is None or isinstance(raw[k], str))}
+    if raw.get("role") in DELTA_ROLES:
+        delta["role"] = raw["role"]
+    if isinstance(raw.get("tool_calls"), list):
+        delta["tool_calls"] = _tool_call_chunks(raw["tool_calls"])
+    if isinstance(raw.get("function_call"), dict):
+        delta["function_call"] = raw["function_call"]
+    return delta
+
+
+def _chunk_choices(raw: Any) -> list[dict[str, Any]]:
+    """A miner's streamed choices as OpenAI shapes them: each with its index,
+    delta and finish_reason (null until the last)."""
+    choices = []
+    for position, choice in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(choice, dict):
+            continue
+        finish = choice.get("finish_reason")
+        shaped = {
+            "index": choice["index"] if _is_count(choice.get("index")) else position,
+            "delta": _delta(choice.get("delta")),
+            # An unknown reason still says the choice is over.
+            "finish_reason": finish if finish in FINISH_REASONS or finish is None else "stop",
+        }
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict):
+            shaped["logprobs"] = {"content": None, "refusal": None, **logprobs}
+        choices.append(shaped)
+    return choices
+
+
 async def sse_events(
     call: GatewayCall, model: str, stream: ChatStream, *, include_usage: bool = False
 ) -> AsyncIterator[bytes]:
@@ -110,7 +201,7 @@ async def sse_events(
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "choices": chunk.get("choices") or [],
+            "choices": _chunk_choices(chunk.get("choices")),
         }
         if first:
             failed = [r.seed_failure(i) for i, r in enumerate(stream.race.failures)]

@@ -12,7 +12,17 @@ from typing import Annotated, Any, Literal
 import pydantic
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from endpoint.core import errors
 from endpoint.core.jsonbody import loads_bounded
@@ -114,26 +124,135 @@ class OpenAIMessage(BaseModel):
     content: str | list | None = None
 
 
-class StreamOptions(BaseModel):
-    """OpenAI's ChatCompletionStreamOptions; forwarded to the miner as given."""
+# OpenAI's bounds on the request's parameters (CreateChatCompletionRequest in its
+# openapi.json; tests check these against the vendored copy): a value OpenAI
+# would refuse is refused here, before any credit is held or miner asked.
+# Values within them go to the miners exactly as the client sent them.
+def _number(low: float, high: float):
+    return Annotated[float, Field(strict=True, ge=low, le=high, allow_inf_nan=False)] | None
 
+
+def _integer(low: int | None = None, high: int | None = None):
+    return Annotated[int, Field(strict=True, ge=low, le=high)] | None
+
+
+INT64 = 2**63
+MAX_STOP_SEQUENCES = 4
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+TOOL_TYPES = ("function", "custom")
+TOOL_CHOICE_MODES = ("none", "auto", "required")
+TOOL_CHOICE_TYPES = ("function", "allowed_tools", "custom")
+# model names our strategy; stream is set per call; n is ours (each miner is asked for one answer).
+NOT_FORWARDED = ("model", "messages", "stream", "n")
+
+
+def _absent_by_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # absent, but not nullable: a null default would contradict the type
+
+
+# A parameter OpenAI does not let be null: absent unless given.
+NOT_NULL = Field(default=None, json_schema_extra=_absent_by_default)
+
+
+class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    include_usage: StrictBool | None = None
+    include_usage: StrictBool = NOT_NULL
+    include_obfuscation: StrictBool = NOT_NULL
+
+
+def _named(value: Any, what: str) -> None:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ValueError(f"{what} must be an object with a string 'name'")
 
 
 class ChatCompletionRequest(BaseModel):
-    """OpenAI's body; fields we don't use (temperature, max_tokens…) go to the
-    miners. ``n`` is ours: n answers from n distinct miners of the model's,
-    one choice each (each miner is asked for one)."""
+    """OpenAI's body. What it bounds is checked; everything but the model, the
+    messages and ``n`` goes to the miners as given (temperature, tools, …).
+    ``n`` is ours: n answers from n distinct miners of the model's, one
+    choice each."""
 
     model_config = ConfigDict(extra="allow")
 
     model: str
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
-    stream: StrictBool = False
+    stream: StrictBool | None = None  # null is OpenAI's default: not streamed
     stream_options: StreamOptions | None = None
-    n: StrictInt | None = Field(default=None, ge=1, le=MAX_ANSWERS)
+    temperature: _number(0, 2) = None
+    top_p: _number(0, 1) = None
+    presence_penalty: _number(-2, 2) = None
+    frequency_penalty: _number(-2, 2) = None
+    n: _integer(1, MAX_ANSWERS) = None
+    top_logprobs: _integer(0, 20) = None
+    seed: _integer(-INT64, INT64 - 1) = None
+    max_tokens: _integer() = None
+    max_completion_tokens: _integer() = None
+    logprobs: StrictBool | None = None
+    store: StrictBool | None = None
+    parallel_tool_calls: StrictBool = NOT_NULL
+    logit_bias: dict[str, Annotated[int, Field(strict=True)]] | None = None
+    user: StrictStr = NOT_NULL
+    stop: Any = None
+    response_format: Any = None
+    tools: Any = None
+    tool_choice: Any = None
+    _given: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_as_given(cls, data: Any, handler) -> ChatCompletionRequest:
+        body = handler(data)
+        body._given = data
+        return body
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        if not (
+            isinstance(value, list) and 1 <= len(value) <= MAX_STOP_SEQUENCES and all(isinstance(s, str) for s in value)
+        ):
+            raise ValueError(f"must be a string or a list of 1 to {MAX_STOP_SEQUENCES} strings")
+        return value
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _response_format(cls, value: Any) -> Any:
+        kind = value.get("type") if isinstance(value, dict) else None
+        if kind not in RESPONSE_FORMATS:
+            raise ValueError(f"must be an object whose 'type' is one of {', '.join(RESPONSE_FORMATS)}")
+        if kind == "json_schema":
+            _named(value.get("json_schema"), "response_format.json_schema")
+        return value
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError("must be a list of tools")
+        for i, tool in enumerate(value):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if kind not in TOOL_TYPES:
+                raise ValueError(f"tools[{i}] must be an object whose 'type' is one of {', '.join(TOOL_TYPES)}")
+            _named(tool.get(kind), f"tools[{i}].{kind}")
+        return value
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _tool_choice(cls, value: Any) -> Any:
+        if value in TOOL_CHOICE_MODES:
+            return value
+        if not (isinstance(value, dict) and value.get("type") in TOOL_CHOICE_TYPES):
+            raise ValueError(
+                f"must be one of {', '.join(TOOL_CHOICE_MODES)}, or an object whose 'type' is one of "
+                + ", ".join(TOOL_CHOICE_TYPES)
+            )
+        return value
+
+    def forwarded(self) -> dict[str, Any]:
+        """What the miners are sent besides the messages: the client's own values."""
+        return {k: v for k, v in self._given.items() if k not in NOT_FORWARDED}
 
     @field_validator("n")
     @classmethod
@@ -145,17 +264,14 @@ class ChatCompletionRequest(BaseModel):
 
     @property
     def include_usage(self) -> bool:
-        return self.stream and self.stream_options is not None and self.stream_options.include_usage is True
+        return bool(self.stream) and self.stream_options is not None and self.stream_options.include_usage is True
 
     def prompt(self) -> Prompt:
-        extra = dict(self.model_extra or {})
-        if self.stream_options is not None:
-            extra["stream_options"] = self.stream_options.model_dump(exclude_unset=True)
         return Prompt(
             messages=[m.model_dump(exclude_none=True) for m in self.messages],
             strategy=strategy_for_model(self.model),
             answers=self.n or 1,
-            extra=extra,
+            extra=self.forwarded(),
         )
 
 

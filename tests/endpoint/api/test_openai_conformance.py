@@ -5,12 +5,9 @@ miner_path signed exactly as it is sent."""
 
 from __future__ import annotations
 
-import json
 import uuid
-from pathlib import Path
 
 import httpx
-import jsonschema
 import openai
 import pytest
 
@@ -23,6 +20,7 @@ from endpoint.network.metagraph import forget_directory, sync_metagraph
 from endpoint.network.minerstats import miner_book
 from logs.models import Request
 from tests.commands import manage
+from tests.openai_spec_check import spec_error
 
 from .test_openai import HELLO, client
 
@@ -33,12 +31,10 @@ def auth(key) -> dict[str, str]:
     return {"Authorization": f"Bearer {key.raw}"}
 
 
-SPEC = json.loads((Path(__file__).parent / "openai_schemas.json").read_text())
-
-
 def assert_matches_spec(body: object, schema: str) -> None:
     """``body`` is valid as OpenAI's own schema ``schema`` (with its $refs)."""
-    jsonschema.validate(body, {**SPEC, "$ref": f"#/components/schemas/{schema}"})
+    why = spec_error(body, schema)
+    assert why is None, f"not OpenAI's {schema}: {why}"
 
 
 def assert_openai_error(body: dict, code: str, param: str | None = None) -> None:

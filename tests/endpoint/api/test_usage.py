@@ -59,10 +59,14 @@ def test_usage_is_counted_when_the_miner_reports_none(live_server_url, key, netw
 
 
 def test_counted_usage_covers_every_choice(live_server_url, key, network):
-    network.set_behaviour(0, report_usage=False)
-    completion = client(live_server_url, key.raw).chat.completions.create(model="uid:0", messages=HELLO, n=2)
-    assert [c.message.content for c in completion.choices] == [ANSWER, ANSWER]
-    assert completion.usage.completion_tokens == 2 * count_text(ANSWER) == 16
+    # n answers come from n miners: the prompt is counted once, every answer's tokens added up.
+    network.set_behaviour(range(8), report_usage=False)
+    completion = client(live_server_url, key.raw).chat.completions.create(model="top_n:2", messages=HELLO, n=2)
+    answers = [c.message.content for c in completion.choices]
+    assert len(answers) == 2 and all(a.startswith("Miner ") and a.endswith(" heard: Hello world") for a in answers)
+    assert completion.usage.completion_tokens == sum(count_text(a) for a in answers) == 16
+    assert completion.usage.prompt_tokens == 9
+    assert completion.to_dict()["bittensor"]["usage"] == "counted"
 
 
 def test_sdk_stream_with_include_usage_ends_with_the_usage_chunk(live_server_url, key, network):
