@@ -10,10 +10,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from endpoint.core import errors
 from endpoint.core.jsonbody import NOT_JSON, loads_bounded
+from keys.models import ApiKey
+from keys.services import NewKey
+from keys.shown_once import keep_to_show_once, take_to_show
 from keys.user_keys import MAX_KEY_CREDITS, do_create_user_key, do_revoke_user_key, user_keys
 
 from . import limits, services
@@ -129,17 +133,14 @@ def neurons(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def keys_page(request: HttpRequest) -> HttpResponse:
-    new_key = None
     status, headers = 200, {}
     form = {"name": "", "credits": "0"}
     if request.method == "POST":
         form = {"name": request.POST.get("name", ""), "credits": request.POST.get("credits", "0") or "0"}
         try:
             limits.count_page_use(request, limits.KEY_CREATION, request.user)
-            # The full key is in this response only; it is stored nowhere.
             balance = services.chat_account(request.user).key
             new_key = do_create_user_key(request.user, form["name"], _credits(form["credits"]), balance=balance)
-            form = {"name": "", "credits": "0"}
         except errors.RateLimitExceeded as exc:
             messages.error(request, exc.detail)
             status, headers = exc.status, exc.headers()
@@ -148,12 +149,19 @@ def keys_page(request: HttpRequest) -> HttpResponse:
             status = 400
         except errors.APIKeyNotEnoughCredits:
             messages.error(request, "Your chat balance does not have that many credits.")
+        else:
+            # Post/redirect/get: a refresh of the page showing the key must
+            # neither create (and fund) another key nor show this one again.
+            keep_to_show_once(request, new_key.key, new_key.raw)
+            return redirect(f"{reverse('chat-keys')}?created={new_key.key.pk}")
     elif request.method != "GET":
         return HttpResponse(status=405)
+    created, raw = _created_key(request)
     account = services.chat_account(request.user)
     context = {
         "keys": user_keys(request.user),
-        "new_key": new_key,
+        "created": created,
+        "new_key": NewKey(key=created, raw=raw) if raw else None,
         "balance": account.key.credits,
         "form": form,
         "base_url": request.build_absolute_uri("/").rstrip("/"),
@@ -161,9 +169,19 @@ def keys_page(request: HttpRequest) -> HttpResponse:
     response = render(request, "chat/keys.html", context, status=status)
     for name, value in headers.items():
         response[name] = value
-    if new_key is not None:
+    if raw:
         response["Cache-Control"] = "no-store"  # the page holds a secret
     return response
+
+
+def _created_key(request: HttpRequest) -> tuple[ApiKey | None, str | None]:
+    """The user's key the page was redirected to after creating it, and its
+    full text the first time the page is shown (None after)."""
+    pk = request.GET.get("created", "")
+    key = (
+        user_keys(request.user).filter(pk=int(pk)).first() if pk.isascii() and pk.isdigit() and len(pk) <= 18 else None
+    )
+    return key, take_to_show(request, key) if key else None
 
 
 def _credits(text: str) -> int:

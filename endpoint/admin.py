@@ -1,6 +1,6 @@
 """Neurons and the runtime config in the operator's console. Config writes go
-through ``endpoint.core.config.do_set_config`` one setting at a time, so the admin
-accepts exactly what `manage.py config set` accepts; the form is built from
+through ``endpoint.core.config.do_set_configs`` (all of a save or none), so the
+admin accepts exactly what `manage.py config set` accepts; the form is built from
 ``endpoint.core.config.FIELDS``, so a new setting appears here by itself.
 
 Who may change what is the API's rule too: change_endpointconfig for the
@@ -10,6 +10,7 @@ a forged POST of them is ignored."""
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from datetime import timedelta
@@ -27,7 +28,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from endpoint.core.admin_forms import RateLimitRulesField
-from endpoint.core.config import FIELDS, SECRETS, SUPERUSER_ONLY, do_set_config, masked_secret, parse_rate_limits
+from endpoint.core.config import (
+    FIELDS,
+    SECRETS,
+    SUPERUSER_ONLY,
+    check_together,
+    do_set_configs,
+    masked_secret,
+    parse_rate_limits,
+)
 from endpoint.core.errors import ConfigError, MetagraphSourceError
 from endpoint.core.models import EndpointConfig, Neuron
 from logs.stats import miner_stats
@@ -230,13 +239,15 @@ def _form_field(name: str) -> forms.Field:
         return forms.CharField(
             required=False, strip=True, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
         )
-    if FIELDS[name] is parse_rate_limits:
+    if FIELDS[name].parse is parse_rate_limits:
         return RateLimitRulesField(help_text="All rules apply at once. Clear a row to drop it.")
     try:
         field = EndpointConfig._meta.get_field(name).formfield()
     except FieldDoesNotExist:
         field = None
-    return field or forms.CharField(required=False)
+    field = field or forms.CharField(required=False)
+    field.help_text = FIELDS[name].help  # the same words as `config --help`
+    return field
 
 
 def _as_text(value: Any) -> str:
@@ -265,12 +276,14 @@ class ConfigFormBase(forms.ModelForm):
         for name in FIELDS:
             if name in SECRETS:
                 stored = masked_secret(row, name)
-                self.fields[name].help_text = f"Stored: {stored}." if stored else "Not set."
+                state = f"Stored: {stored}." if stored else "Not set."
+                self.fields[name].help_text = f"{FIELDS[name].help} {state}"
             else:
                 self.initial.setdefault(name, getattr(row, name))
             if name in self.locked:
                 self.lock(name)
         self.changes: dict[str, str] = {}
+        self.parsed: dict[str, Any] = {}
 
     def lock(self, name: str) -> None:
         # A disabled field takes its initial value, never the submitted one.
@@ -293,7 +306,21 @@ class ConfigFormBase(forms.ModelForm):
                 continue
             if name in SECRETS or value != getattr(self.instance, name):
                 self.changes[name] = raw
+                self.parsed[name] = value
+        self.check_together()
         return cleaned
+
+    def check_together(self) -> None:
+        """Rules between settings (a timeout under its cap), as the service checks them."""
+        if not self.parsed:
+            return
+        row = copy.copy(self.instance)
+        for name, value in self.parsed.items():
+            setattr(row, name, value)
+        try:
+            check_together(row, self.parsed)
+        except ConfigError as exc:
+            self.add_error(exc.param, str(exc))
 
 
 def config_form(locked: frozenset[str] = frozenset()) -> type[ConfigFormBase]:
@@ -359,16 +386,16 @@ class EndpointConfigAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: EndpointConfig, form: ConfigFormBase, change: bool) -> None:
         locked = locked_settings(request)
-        for name, raw in form.changes.items():
-            if name in locked:
-                continue  # clean() skips them already; a secret is worth checking twice
-            try:
-                shown = do_set_config(name, raw)
-            except ConfigError as exc:
-                self.message_user(request, f"{name}: {exc}", messages.ERROR)
-                continue
-            if name in SECRETS:
-                self.message_user(request, f"{name} set to {shown}.", messages.INFO)
+        # clean() skips locked settings already; a secret is worth checking twice
+        changes = {name: raw for name, raw in form.changes.items() if name not in locked}
+        try:
+            shown = do_set_configs(changes)
+        except ConfigError as exc:
+            self.message_user(request, f"{exc.param}: {exc}", messages.ERROR)
+            return
+        for name in SECRETS:
+            if name in shown:
+                self.message_user(request, f"{name} set to {shown[name]}.", messages.INFO)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         pass

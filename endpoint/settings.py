@@ -285,7 +285,10 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "endpoint.core.logformat.JsonFormatter"},
     },
-    "filters": {"mask_secrets": {"()": "endpoint.core.logformat.MaskSecrets"}},
+    "filters": {
+        "mask_secrets": {"()": "endpoint.core.logformat.MaskSecrets"},
+        "no_client_error_tracebacks": {"()": "endpoint.core.logformat.NoClientErrorTracebacks"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -294,7 +297,13 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "django.db.backends": {"level": "WARNING"},
+        # Errors answered by endpoint.core.errors.log_answered are logged there,
+        # once; what Django logs itself (a 403, a page's 404) carries no traceback.
+        "django.request": {"filters": ["no_client_error_tracebacks"]},
+    },
 }
 
 # Celery beat: keep the Neuron rows (and every process's view of them) fresh.

@@ -8,9 +8,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 
 from endpoint.core.admin_actions import action_page, submitted_form
@@ -23,6 +26,7 @@ from .curl import KEY_PLACEHOLDER, curl_commands
 from .expiry import HINT, parse_valid_until
 from .models import ApiKey
 from .services import do_create_key, do_delete_key, do_edit_key
+from .shown_once import keep_to_show_once, take_to_show
 
 CREDITS_HELP = "Empty (or -1) means unlimited."
 VALID_UNTIL_HELP = "A date (2025-01-01), a unix timestamp, 'never', or English like 'in 1 month'."
@@ -216,16 +220,27 @@ class ApiKeyAdmin(admin.ModelAdmin):
         pass  # no m2m or inlines; the services saved everything
 
     def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
-        """The one page that ever shows the full key: rendered in answer to
-        the POST (no redirect, so the key sits in no session or cookie) and
-        not cached by the browser."""
+        """Post/redirect/get: the key waits in the session for the one page
+        that shows it, so refreshing that page creates no second key."""
+        keep_to_show_once(request, obj, obj._raw_key)
+        return HttpResponseRedirect(reverse("admin:keys_apikey_created", args=[obj.pk]))
+
+    def get_urls(self) -> list:
+        created = path("<int:pk>/created/", self.admin_site.admin_view(self.created_view), name="keys_apikey_created")
+        return [created, *super().get_urls()]
+
+    def created_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The one page that ever shows the full key, and only on its first load."""
+        if not (self.has_add_permission(request) or self.has_view_permission(request)):
+            raise PermissionDenied
+        key = get_object_or_404(ApiKey, pk=pk)
         context = {
             **self.admin_site.each_context(request),
             "title": "API key created",
             "opts": self.opts,
-            "key": obj,
-            "raw_key": obj._raw_key,
-            "curl": curl_commands(obj, request.build_absolute_uri("/")),
+            "key": key,
+            "raw_key": take_to_show(request, key),
+            "curl": curl_commands(key, request.build_absolute_uri("/")),
             "placeholder": KEY_PLACEHOLDER,
         }
         response = TemplateResponse(request, "admin/keys/apikey/created.html", context)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from endpoint.core.english_dates import parse_english_moment
 from endpoint.core.errors import KeyInputError
 
 NEVER = ("-1", "never", "false", "none", "")
@@ -62,19 +63,5 @@ def _from_iso(text: str) -> datetime | None:
 
 
 def _from_english(text: str, *, base: datetime) -> datetime | None:
-    # Imported here: dateparser's language data is megabytes that a web
-    # worker serving the API never needs (only the admin and the CLI read expiries).
-    from dateparser.date import DateDataParser
-
-    start_of_today = base.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-    parser = DateDataParser(
-        languages=["en"],
-        settings={
-            "RELATIVE_BASE": start_of_today,
-            "PREFER_DATES_FROM": "future",
-            "TIMEZONE": "UTC",
-            "TO_TIMEZONE": "UTC",
-            "RETURN_AS_TIMEZONE_AWARE": True,
-        },
-    )
-    return parser.get_date_data(text).date_obj
+    start_of_today = base.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return parse_english_moment(text, base=start_of_today, prefer="future")

@@ -24,6 +24,7 @@ from endpoint.core.errors import (
     from_database,
     is_openai_path,
     json_response,
+    log_answered,
     openai_body,
     seed_body,
 )
@@ -84,8 +85,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return None
     set_rollback()
     shape = getattr(context.get("view"), "error_body", seed_body)
-    log.info("api error %s %s: %s", error.status, error.code, error.detail)
-    return Response(shape(error), status=error.status, headers=error.headers())
+    response = Response(shape(error), status=error.status, headers=error.headers())
+    return log_answered(context.get("request"), error, response)
 
 
 def _field_errors(data: object) -> dict:
@@ -122,9 +123,9 @@ def not_found(request, exception=None):
     path = request.path
     error = RouteNotFound(f"No such route: {request.method} {path}")
     if is_openai_path(path):
-        return json_response(error, openai_body)
+        return json_response(error, openai_body, request)
     if path.startswith(("/api/", "/chat")):
-        return json_response(error, seed_body)
+        return json_response(error, seed_body, request)
     return page_not_found(request, exception)
 
 

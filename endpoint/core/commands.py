@@ -4,15 +4,26 @@ is a bug and shows its traceback."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+import django
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from rich.console import Console
 
 from .errors import InputError
+from .version import VERSION
+
+
+class RawEpilogFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Django's help layout, with the epilog's own line breaks kept (a table)."""
 
 
 class OperatorCommand(BaseCommand):
+    def get_version(self) -> str:
+        """What `--version` prints on every operator command, as `btvep --version` did."""
+        return f"validator-endpoint {VERSION} (Django {django.get_version()})"
+
     def execute(self, *args, **options):
         try:
             return super().execute(*args, **options)

@@ -121,27 +121,81 @@ def normalize_miner_path(raw: str) -> str:
     return target.raw_path_qs
 
 
-# name -> parser; secrets are handled by the model's encrypting properties.
-FIELDS: dict[str, Callable[[str], Any]] = {
-    "network": _text,
-    "netuid": _int(0),
-    "metagraph_source": _choice("chain", "file"),
-    "metagraph_file": _text,
-    "hotkey_mnemonic": _mnemonic,
-    "rate_limiting_enabled": _bool,
-    "global_rate_limits": parse_rate_limits,
-    "moderation_enabled": _bool,
-    "moderation_fail_closed": _bool,
-    "openai_api_key": _text,
-    "openai_base_url": _text,
-    "miner_timeout": _positive_float,
-    "max_miner_timeout": _positive_float,
-    "miner_path": normalize_miner_path,
-    "cost_per_answer": _int(0),
-    "default_strategy": _strategy,
-    "metagraph_sync_seconds": _int(10),
-    "log_retention_days": _int(0),
+NETWORK_NAMES = ("finney", "test", "archive", "devnet", "local")  # the SDK's names (bittensor.settings)
+
+
+def _network(raw: str) -> str:
+    value = raw.strip()
+    if value in NETWORK_NAMES:
+        return value
+    try:
+        url = URL(value)
+    except ValueError:
+        url = None
+    if url is not None and url.scheme in ("ws", "wss") and url.host:
+        return value
+    raise ConfigError(f"expected one of {', '.join(NETWORK_NAMES)} or a ws:// or wss:// URL, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One operator setting: how its text is read (raising ConfigError) and
+    what it means with the values it takes, for `config --help`, the admin
+    and the management API."""
+
+    parse: Callable[[str], Any]
+    help: str
+
+    def __call__(self, raw: str) -> Any:
+        return self.parse(raw)
+
+
+# Secrets are handled by the model's encrypting properties.
+FIELDS: dict[str, Setting] = {
+    "network": Setting(
+        _network, f"The chain to read the metagraph from: {', '.join(NETWORK_NAMES)}, or a ws:// or wss:// URL."
+    ),
+    "netuid": Setting(_int(0), "The subnet's number on that chain; a whole number ≥ 0."),
+    "metagraph_source": Setting(
+        _choice("chain", "file"), "Where the miners list comes from: chain (the network) or file (metagraph_file)."
+    ),
+    "metagraph_file": Setting(_text, "Path of a metagraph snapshot (JSON), read when metagraph_source is file."),
+    "hotkey_mnemonic": Setting(
+        _mnemonic, "The validator hotkey's BIP-39 mnemonic; it signs every request to miners. Secret: shown masked."
+    ),
+    "rate_limiting_enabled": Setting(_bool, "Whether rate limits apply: true or false."),
+    "global_rate_limits": Setting(
+        parse_rate_limits,
+        'Limits for keys without their own, all at once: JSON like [{"times": 10, "seconds": 60}]; '
+        "times and seconds at least 1.",
+    ),
+    "moderation_enabled": Setting(_bool, "Whether prompts are checked by OpenAI's moderation first: true or false."),
+    "moderation_fail_closed": Setting(
+        _bool, "When moderation can't be reached: true refuses the request, false lets it through."
+    ),
+    "openai_api_key": Setting(_text, "The OpenAI key moderation uses. Secret: shown masked."),
+    "openai_base_url": Setting(_text, "The OpenAI-compatible API moderation calls, e.g. https://api.openai.com/v1."),
+    "miner_timeout": Setting(
+        _positive_float,
+        "Seconds a miner gets when the request names none: above 0, at most 600 and at most max_miner_timeout.",
+    ),
+    "max_miner_timeout": Setting(
+        _positive_float, "Cap on the timeout a request may ask for, in seconds: above 0 and at most 600."
+    ),
+    "miner_path": Setting(
+        normalize_miner_path, "The path sent to every miner's axon, starting with /; printable ASCII, no spaces."
+    ),
+    "cost_per_answer": Setting(_int(0), "Credits one miner's answer costs; a whole number ≥ 0."),
+    "default_strategy": Setting(
+        _strategy, "Which miners a request without uids asks: top_n:N, uids:1,2 or empty (uid 0)."
+    ),
+    "metagraph_sync_seconds": Setting(_int(10), "How often the metagraph is synced, in seconds; at least 10."),
+    "log_retention_days": Setting(_int(0), "Request logs older than this many days are purged; 0 keeps them forever."),
 }
+REDIS_URL_POINTER = (
+    "the Redis URL is not a runtime setting here: set the REDIS_URL environment variable "
+    "(e.g. REDIS_URL=redis://localhost:6379/0) and restart the server and workers"
+)
 SECRETS = ("hotkey_mnemonic", "openai_api_key")
 # Secrets, and the addresses the server sends data to (the chain, the
 # metagraph, OpenAI with its key, the path appended to every miner's axon):
@@ -169,13 +223,46 @@ def config_values(row: EndpointConfig | None = None) -> dict[str, Any]:
 
 def do_set_config(name: str, raw: str) -> Any:
     """Set one setting from its text form; returns the value as shown."""
-    if name not in FIELDS:
-        raise ConfigError(f"unknown config name {name!r}; known: {', '.join(FIELDS)}")
-    value = FIELDS[name](raw)
+    return do_set_configs({name: raw})[name]
+
+
+def do_set_configs(changes: dict[str, str]) -> dict[str, Any]:
+    """Set settings from their text forms, all or none (ConfigError naming
+    the setting at fault); returns the values as shown."""
+    for name in changes:
+        if name == "redis_url":  # a btvep setting; here it is the server's environment
+            raise ConfigError(REDIS_URL_POINTER, param=name)
+        if name not in FIELDS:
+            raise ConfigError(f"unknown config name {name!r}; known: {', '.join(FIELDS)}", param=name)
+    values = {}
+    for name, raw in changes.items():
+        try:
+            values[name] = FIELDS[name](raw)
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, param=name) from None
     row = EndpointConfig.load()
-    setattr(row, name, value)
+    for name, value in values.items():
+        setattr(row, name, value)
+    check_together(row, changes)
     row.save()
-    return mask(value) if name in SECRETS else value
+    return {name: mask(value) if name in SECRETS else value for name, value in values.items()}
+
+
+def check_together(row: EndpointConfig, changes: dict[str, Any]) -> None:
+    """Rules between settings, checked when ``changes`` touch them: the
+    default miner timeout can't exceed the cap requests are held to."""
+    if row.miner_timeout <= row.max_miner_timeout or not {"miner_timeout", "max_miner_timeout"} & set(changes):
+        return
+    name = "miner_timeout" if "miner_timeout" in changes else "max_miner_timeout"
+    raise ConfigError(
+        f"miner_timeout ({row.miner_timeout:g}s) can't be above max_miner_timeout ({row.max_miner_timeout:g}s)",
+        param=name,
+    )
+
+
+def hotkey_address(mnemonic: str) -> str:
+    """The ss58 address of the hotkey ``mnemonic`` makes (never the words)."""
+    return keypair_from_mnemonic(mnemonic).ss58_address
 
 
 def keypair_from_mnemonic(mnemonic: str) -> Keypair:

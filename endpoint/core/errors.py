@@ -15,6 +15,7 @@ traceback).
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
@@ -264,11 +265,27 @@ def page_body(error: ApiError) -> dict:
     return body
 
 
-def json_response(error: ApiError, shape=seed_body) -> JsonResponse:
+log = logging.getLogger("endpoint.errors")
+
+
+def log_answered(request: Any, error: ApiError, response: Any) -> Any:
+    """The one line an error answered to a person is logged as: status, code,
+    route and message, at WARNING (4xx) or ERROR (5xx), never a traceback
+    (the error is expected; the message says what happened). Django's own
+    "Bad Request: /chat" line for the same response is then skipped."""
+    level = logging.ERROR if error.status >= 500 else logging.WARNING
+    log.log(level, "%s %s %s %s: %s", error.status, error.code, request.method, request.path, error.detail)
+    response._has_been_logged = True  # read by django.utils.log.log_response
+    return response
+
+
+def json_response(error: ApiError, shape=seed_body, request: Any = None) -> JsonResponse:
+    """``error`` as JSON; logged once when ``request`` is given (without it,
+    Django logs the response itself, e.g. a bug's 500 with its traceback)."""
     response = JsonResponse(shape(error), status=error.status)
     for name, value in error.headers().items():
         response[name] = value
-    return response
+    return log_answered(request, error, response) if request is not None else response
 
 
 def answers_errors_as_json(shape):
@@ -288,7 +305,7 @@ def answers_errors_as_json(shape):
                 error = exc if isinstance(exc, ApiError) else from_database(exc)
                 if error is None:
                     raise
-                return json_response(error, shape)
+                return json_response(error, shape, request)
 
         return answer
 

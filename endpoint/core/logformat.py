@@ -41,6 +41,17 @@ class MaskSecrets(logging.Filter):
         return True
 
 
+class NoClientErrorTracebacks(logging.Filter):
+    """Drops the traceback Django attaches to a 4xx it logs (a 403 from
+    PermissionDenied, a 400 from SuspiciousOperation): the client was
+    refused, nothing failed, and the line already says why."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if 400 <= getattr(record, "status_code", 500) < 500:
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message (and traceback)."""
 

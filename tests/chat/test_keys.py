@@ -18,8 +18,10 @@ FULL_KEY = re.compile(r'id="new-key-value" class="mono" readonly value="(vep_[^"
 
 
 async def _create(me, name: str, credits: int = 0):
+    """Submit the form and, when it redirects, load the page it sends to (once)."""
     await me.page("/app/keys/")
-    return await me.post_form("/app/keys/", {"name": name, "credits": str(credits)})
+    answer = await me.post_form("/app/keys/", {"name": name, "credits": str(credits)})
+    return await me.page(answer.headers["location"]) if answer.status_code in (302, 303) else answer
 
 
 async def test_new_key_is_shown_once_and_works_with_the_api(api, browser_for, alice, network, settings):
@@ -37,6 +39,26 @@ async def test_new_key_is_shown_once_and_works_with_the_api(api, browser_for, al
     answer = await api.post("/chat", json={"messages": HELLO, "uids": [1]}, headers={"Authorization": f"Bearer {raw}"})
     assert answer.status_code == 200
     assert answer.json()["choices"][0]["message"]["content"] == "Miner 1 heard: What is 1+1?"
+
+
+async def test_refreshing_the_new_key_page_neither_shows_it_again_nor_creates_or_charges_again(
+    browser_for, alice, network, settings, caplog
+):
+    me = await browser_for(alice)
+    await me.page("/app/keys/")
+    caplog.set_level("DEBUG")
+    posted = await me.post_form("/app/keys/", {"name": "once", "credits": "10"})
+    assert posted.status_code == 302  # post/redirect/get: the address bar holds a GET
+
+    shown = await me.page(posted.headers["location"])
+    raw = FULL_KEY.search(shown.text).group(1)
+    refreshed = await me.page(posted.headers["location"])
+
+    assert raw not in refreshed.text and not FULL_KEY.search(refreshed.text)
+    assert "was already shown once" in refreshed.text
+    assert await run_db(lambda: ApiKey.objects.filter(owner=alice, name="once").count()) == 1
+    assert f'<strong id="balance">{settings.CHAT_SIGNUP_CREDITS - 10}</strong>' in refreshed.text
+    assert raw not in caplog.text
 
 
 async def test_chat_balance_key_is_not_listed(browser_for, alice, network):

@@ -113,7 +113,10 @@ def test_key_creation_limit_is_shared_by_the_page_and_the_api(postgres, settings
     api = APIClient()
     api.force_login(alice)
 
-    assert "it is shown this once" in page.post("/app/keys/", {"name": "one", "credits": "1"}).content.decode()
+    assert (
+        "it is shown this once"
+        in page.post("/app/keys/", {"name": "one", "credits": "1"}, follow=True).content.decode()
+    )
     assert api.post("/api/keys/", {"name": "two", "credits": 1}, format="json").status_code == 201
 
     refused_api = api.post("/api/keys/", {"name": "three", "credits": 1}, format="json")
@@ -142,6 +145,6 @@ async def test_page_limits_count_per_user_not_per_session(browser_for, alice, se
     first, second = await browser_for(alice), await browser_for(alice)
     await first.page("/app/keys/")
     await second.page("/app/keys/")
-    assert (await first.post_form("/app/keys/", {"name": "a", "credits": "0"})).status_code == 200
+    assert (await first.post_form("/app/keys/", {"name": "a", "credits": "0"})).status_code == 302  # made: to the key
     assert (await second.post_form("/app/keys/", {"name": "b", "credits": "0"})).status_code == 429
     assert await run_db(lambda: ApiKey.objects.filter(owner=alice, name="b").exists()) is False

@@ -78,7 +78,9 @@ async def test_chatting_and_making_keys_work(browser_for, alice, network, redis_
     assert "Miner 1 heard: What is 1+1?" in final_html(answer)
 
     await me.page("/app/keys/")
-    created = await me.post_form("/app/keys/", {"name": "while redis sleeps", "credits": "3"})
+    posted = await me.post_form("/app/keys/", {"name": "while redis sleeps", "credits": "3"})
+    assert posted.status_code == 302
+    created = await me.page(posted.headers["location"])
     assert created.status_code == 200 and "it is shown this once" in created.text
     assert re.search(r'value="vep_[^"]+"', created.text)
     assert await run_db(lambda: ApiKey.objects.filter(name="while redis sleeps").exists())

@@ -8,7 +8,9 @@ from bittensor.sp_core import Keypair
 from django.db import connection
 from django.forms.models import model_to_dict
 
+from endpoint.core.config import FIELDS
 from endpoint.core.models import EndpointConfig
+from endpoint.core.version import VERSION
 from tests.commands import manage, manage_py
 
 
@@ -29,7 +31,8 @@ def mnemonic() -> str:
 def test_mnemonic_is_stored_encrypted_and_only_ever_shown_masked(db, mnemonic):
     code, out, err = manage("config", "set", "hotkey_mnemonic", mnemonic)
     assert code == 0, err
-    assert out == "hotkey_mnemonic = ****** (12 words)\n"
+    address = Keypair.create_from_mnemonic(mnemonic).ss58_address
+    assert out == f"hotkey_mnemonic = ****** (12 words)\nhotkey ss58 address: {address}\n"
 
     code, table, _ = manage("config", "get")
     assert code == 0
@@ -55,7 +58,7 @@ def test_mnemonic_is_stored_encrypted_and_only_ever_shown_masked(db, mnemonic):
 def test_mnemonic_typed_without_quotes_is_taken_whole_and_never_echoed(postgres, mnemonic):
     result = manage_py("config", "set", "hotkey_mnemonic", *mnemonic.split())
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "hotkey_mnemonic = ****** (12 words)\n"
+    assert result.stdout.startswith("hotkey_mnemonic = ****** (12 words)\nhotkey ss58 address: 5")
     assert EndpointConfig.load().hotkey_mnemonic == mnemonic
 
     shown = manage_py("config", "get")
@@ -103,6 +106,10 @@ BAD_SETS = {
     "bad rate limits": (["set", "global_rate_limits", "10/minute"], "expected a JSON list"),
     "bad strategy": (["set", "default_strategy", "fastest"], "strategy"),
     "unknown name to get": (["get", "hotkey"], "unknown config name 'hotkey'"),
+    "no such network": (["set", "network", "nowhere"], "expected one of finney, test"),
+    "timeout above its cap": (["set", "miner_timeout", "100"], "can't be above max_miner_timeout (60s)"),
+    "cap below the timeout": (["set", "max_miner_timeout", "5"], "can't be above max_miner_timeout (5s)"),
+    "btvep's redis_url": (["set", "redis_url", "redis://elsewhere"], "set the REDIS_URL environment variable"),
 }
 
 
@@ -123,3 +130,30 @@ def test_unknown_name_exits_1_from_the_shell(postgres):
     assert result.stderr.startswith("Error: unknown config name 'no_such_setting'")
     assert result.stderr.count("\n") == 1
     assert config_row() == before
+
+
+def test_networks_by_name_or_address_are_taken(db):
+    for network in ("finney", "test", "local", "wss://entrypoint-finney.opentensor.ai:443", "ws://127.0.0.1:9944"):
+        assert manage("config", "set", "network", network)[:2] == (0, f"network = {network}\n")
+
+
+def test_timeouts_may_rise_together_when_the_cap_goes_first(db):
+    assert manage("config", "set", "max_miner_timeout", "120")[0] == 0
+    assert manage("config", "set", "miner_timeout", "100")[:2] == (0, "miner_timeout = 100.0\n")
+
+
+def test_help_lists_every_setting_with_its_meaning_and_values(postgres):
+    for args in (["--help"], ["set", "--help"]):
+        result = manage_py("config", *args)
+        assert result.returncode == 0, result.stderr
+        for name, field in FIELDS.items():
+            line = next(line for line in result.stdout.splitlines() if line.strip().startswith(name + " "))
+            assert field.help in line
+    assert "finney, test" in FIELDS["network"].help and "max_miner_timeout" in FIELDS["miner_timeout"].help
+
+
+@pytest.mark.parametrize("command", ["config", "key", "logs", "ratelimit", "start"])
+def test_every_operator_command_prints_the_projects_version(postgres, command):
+    result = manage_py(command, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"validator-endpoint {VERSION} (Django ")

@@ -137,3 +137,10 @@ def test_bad_input_is_one_line_exit_1_and_changes_nothing(db, args, message):
     assert out == ""
     key.refresh_from_db()
     assert (global_rules(), EndpointConfig.load().rate_limiting_enabled, key.rate_limits) == before
+
+
+def test_btvep_set_redis_url_points_at_the_environment(db):
+    code, out, err = manage("ratelimit", "set-redis-url", "redis://:hunter2@cache:6379/0")
+    assert code == 1 and out == ""
+    assert err.startswith("Error: the Redis URL is not a runtime setting here: set the REDIS_URL environment")
+    assert "hunter2" not in err

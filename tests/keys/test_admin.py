@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from keys.models import ApiKey, hash_secret
@@ -36,8 +37,11 @@ def change(console, key, **fields):
     return console.post(f"{KEYS}{key.pk}/change/", {k: v for k, v in data.items() if v != ""})
 
 
-def test_created_key_is_shown_once_and_never_again(console):
-    response = create(console, name="partner", credits="100", default_strategy="top_n:3")
+def test_created_key_is_shown_once_and_never_again(console, caplog):
+    caplog.set_level("DEBUG")
+    posted = create(console, name="partner", credits="100", default_strategy="top_n:3")
+    assert posted.status_code == 302  # post/redirect/get: a refresh creates nothing
+    response = console.get(posted["Location"])
 
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
@@ -50,8 +54,22 @@ def test_created_key_is_shown_once_and_never_again(console):
     assert 'data-copy-target="new-key"' in response.text
     assert "$VEP_KEY" in response.text  # the curl preview uses a placeholder
 
+    refreshed = console.get(posted["Location"])
+    assert refreshed.status_code == 200 and "already shown once" in refreshed.text
+    assert not RAW_KEY.search(refreshed.text)
+    assert ApiKey.objects.filter(name="partner").count() == 1
     for page in (KEYS, f"{KEYS}{key.pk}/change/", "/admin/"):
         assert raw not in console.get(page).text
+    assert raw not in caplog.text
+
+
+def test_another_session_never_sees_a_new_key(console, operator):
+    posted = create(console, name="partner")
+    other = Client()
+    other.force_login(operator)
+    page = other.get(posted["Location"])
+    assert "already shown once" in page.text and not RAW_KEY.search(page.text)
+    assert RAW_KEY.search(console.get(posted["Location"]).text)
 
 
 def test_created_key_takes_the_clis_forms(console):

@@ -97,8 +97,18 @@ def test_list_shows_every_key_with_owner_and_counters_but_no_secret(db):
     assert code == 0
     assert "alice" in out and "[b]markup[/b]" in out  # names printed as text, not as rich markup
     row = next(line for line in out.splitlines() if "alice's" in line)
-    assert [cell.strip() for cell in row.strip("│ ").split("│")][-2:] == ["7", "3"]
+    header = next(line for line in out.splitlines() if "prefix" in line)
+    assert [cell.strip() for cell in header.strip("┃ ").split("┃")][-2:] == ["API calls", "miner calls"]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][-2:] == ["3", "7"]
     assert owned.raw not in out
+
+
+def test_list_help_says_what_the_counters_count(postgres):
+    from tests.commands import manage_py
+
+    help_text = " ".join(manage_py("key", "list", "--help").stdout.split())
+    assert "'API calls' counts the requests made with a key" in help_text
+    assert "'miner calls' counts the miners those requests asked" in help_text
 
 
 def test_list_with_no_keys_says_how_to_make_one(db):

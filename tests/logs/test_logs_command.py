@@ -76,6 +76,15 @@ def test_filter_by_time_range(history):
     assert prompts_shown("-s", "2030-01-02", "-e", "2030-01-02") == ["prompt-3", "prompt-2"]
 
 
+def test_time_range_in_english_counts_back_from_now(db):
+    now = datetime.now(UTC)
+    logged("prompt-last-week", at=now - timedelta(days=7))
+    logged("prompt-this-morning", at=now - timedelta(hours=5))
+    logged("prompt-just-now", at=now - timedelta(minutes=5))
+    assert prompts_shown("-s", "yesterday", "-e", "1 hour ago") == ["prompt-this-morning"]
+    assert prompts_shown("-s", "2 days ago") == ["prompt-just-now", "prompt-this-morning"]
+
+
 def test_lines_limits_to_the_newest(history):
     assert prompts_shown("-l", "2") == ["prompt-4", "prompt-3"]
 
@@ -111,7 +120,7 @@ def test_queries_do_not_grow_with_rows(db, django_assert_max_num_queries):
 
 
 BAD_INPUT = {
-    "bad start": (["-s", "last week"], "-s/--start 'last week' is not a time"),
+    "bad start": (["-s", "whenever"], "-s/--start 'whenever' is not a time"),
     "bad end": (["-e", "2030-13-01"], "-e/--end '2030-13-01' is not a time"),
     "bad lines": (["-l", "0"], "-l/--lines must be a whole number of at least 1"),
     "unknown key": (["-k", "vep_nope"], "no API key matches 'vep_nope'"),

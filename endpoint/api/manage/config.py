@@ -1,5 +1,5 @@
 """/api/admin/config/: the runtime settings `manage.py config` reads and
-writes, by the same names, through the same ``do_set_config``. Secrets can be
+writes, by the same names, through the same ``do_set_configs``. Secrets can be
 written but only ever read back masked.
 
 Reading needs endpoint.view_endpointconfig, changing change_endpointconfig;
@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from endpoint.core.config import SECRETS, config_values, do_set_config
+from endpoint.core.config import SECRETS, config_values, do_set_configs
 from endpoint.core.errors import ConfigError
 
 from .base import StaffView, audit
@@ -61,13 +60,11 @@ class ConfigView(StaffView, APIView):
             refuse_superuser_only(request.user, request.data)
         body = ConfigSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        # One transaction: a value the service refuses leaves every setting as it was.
-        with transaction.atomic():
-            for name, value in body.validated_data.items():
-                try:
-                    do_set_config(name, as_text(value))
-                except ConfigError as exc:
-                    raise ValidationError({name: [str(exc)]}) from None
+        # All or none: a value the service refuses leaves every setting as it was.
+        try:
+            do_set_configs({name: as_text(value) for name, value in body.validated_data.items()})
+        except ConfigError as exc:
+            raise ValidationError({exc.param: [str(exc)]}) from None
         changed = sorted(body.validated_data)
         audit(request, "changed config", ", ".join(changed), secrets=[n for n in changed if n in SECRETS])
         return Response(config_values())

@@ -365,15 +365,17 @@ def _config_field(name: str) -> serializers.Field:
     """The body field for a `manage.py config` name. Types are for the schema
     and JSON input; the values are checked by endpoint.core.config.do_set_config,
     as the CLI's are. A name this map doesn't know is text."""
-    optional = {"required": False}
+    optional = {"required": False, "help_text": CONFIG_FIELDS[name].help}
     if name in SECRETS:
-        return serializers.CharField(allow_blank=True, help_text=SECRET_HELP, **optional)
+        return serializers.CharField(
+            allow_blank=True, **{**optional, "help_text": f"{optional['help_text']} {SECRET_HELP}"}
+        )
     if name == "global_rate_limits":
         return RuleSerializer(many=True, **optional)
     if name in ("rate_limiting_enabled", "moderation_enabled", "moderation_fail_closed"):
         return serializers.BooleanField(**optional)
     if name in ("miner_timeout", "max_miner_timeout"):
-        return serializers.FloatField(help_text="Seconds, above 0 and at most 600.", **optional)
+        return serializers.FloatField(**optional)
     if name in ("netuid", "cost_per_answer", "metagraph_sync_seconds", "log_retention_days"):
         return serializers.IntegerField(**optional)
     if name == "metagraph_source":

@@ -10,8 +10,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from endpoint.core.commands import OperatorCommand
-from endpoint.core.config import FIELDS, config_values, do_set_config
+from endpoint.core.commands import OperatorCommand, RawEpilogFormatter
+from endpoint.core.config import FIELDS, config_values, do_set_config, hotkey_address
 from endpoint.core.errors import OperatorError
 
 
@@ -24,8 +24,20 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+def settings_help() -> str:
+    """Every setting with what it means and the values it takes, from the one table."""
+    width = max(map(len, FIELDS))
+    lines = [f"  {name:<{width}}  {field.help}" for name, field in FIELDS.items()]
+    return "settings:\n" + "\n".join(lines)
+
+
 class Command(OperatorCommand):
     help = "Read and change the endpoint's runtime settings."
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        return super().create_parser(
+            prog_name, subcommand, epilog=settings_help(), formatter_class=RawEpilogFormatter, **kwargs
+        )
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True, metavar="{get,set}")
@@ -33,8 +45,10 @@ class Command(OperatorCommand):
         get = actions.add_parser("get", help="Print every setting, or one.")
         get.add_argument("name", nargs="?", help=f"One of: {', '.join(FIELDS)}.")
 
-        set_ = actions.add_parser("set", help="Change a setting.")
-        set_.add_argument("name", help=f"One of: {', '.join(FIELDS)}.")
+        set_ = actions.add_parser(
+            "set", help="Change a setting.", epilog=settings_help(), formatter_class=RawEpilogFormatter
+        )
+        set_.add_argument("name", help="The setting's name (listed below).")
         # nargs="+": an unquoted mnemonic arrives as many words; taking them all
         # keeps argparse from echoing the surplus ones in an "unrecognized
         # arguments" error.
@@ -63,3 +77,6 @@ class Command(OperatorCommand):
     def set_value(self, name: str, raw: str) -> None:
         value = do_set_config(name, raw)  # masked when the setting is a secret
         self.stdout.write(f"{name} = {shown(value)}")
+        if name == "hotkey_mnemonic" and raw.strip():
+            # The address is how an operator checks it is the hotkey they meant.
+            self.stdout.write(f"hotkey ss58 address: {hotkey_address(raw)}")

@@ -16,6 +16,7 @@ from django.conf import settings
 from rich.table import Table
 
 from endpoint.core.commands import OperatorCommand
+from endpoint.core.config import REDIS_URL_POINTER
 from endpoint.core.errors import OperatorError
 from endpoint.core.models import EndpointConfig
 from endpoint.ratelimits import close_limiter, limiter_health
@@ -46,7 +47,9 @@ class Command(OperatorCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("-k", "--key", help=KEY_HELP)
-        actions = parser.add_subparsers(dest="action", required=True, metavar="{add,delete,list,enable,disable,status}")
+        actions = parser.add_subparsers(
+            dest="action", required=True, metavar="{add,delete,list,enable,disable,status,set-redis-url}"
+        )
         # -k is also accepted after add/delete/list, as the original allowed;
         # SUPPRESS keeps a sub-command from erasing a -k given before it.
         key_after = {"dest": "key", "default": argparse.SUPPRESS, "help": KEY_HELP}
@@ -66,6 +69,9 @@ class Command(OperatorCommand):
         actions.add_parser("enable", help="Turn rate limiting on.")
         actions.add_parser("disable", help="Turn rate limiting off.")
         actions.add_parser("status", help="Whether rate limiting is on and Redis answers.")
+        # btvep's command, kept so its habit gets a pointer instead of "invalid choice".
+        redis_url = actions.add_parser("set-redis-url", help="Not here: Redis is set by the REDIS_URL environment.")
+        redis_url.add_argument("url", nargs="?", help="Ignored: set REDIS_URL instead.")
 
     def handle(self, *args, action: str, key: str | None = None, **options):
         if key is not None and action not in KEYED_ACTIONS:
@@ -80,6 +86,8 @@ class Command(OperatorCommand):
         elif action in ("enable", "disable"):
             do_set_rate_limiting(action == "enable")
             self.stdout.write(f"Rate limiting {action}d.")
+        elif action == "set-redis-url":
+            raise OperatorError(REDIS_URL_POINTER)
         else:
             self.status()
 

@@ -13,9 +13,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
+from uvicorn.supervisors import multiprocess
 
 from endpoint.core.commands import OperatorCommand
 from endpoint.core.errors import OperatorError
+from endpoint.management.workers import WorkerProcess
 from logs.services import sweep_credits
 
 
@@ -85,6 +87,8 @@ class Command(OperatorCommand):
                 shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def _serve(self, host: str, port: int, workers: int, reload: bool) -> None:
+        # uvicorn's supervisor makes its workers by this module-level name.
+        multiprocess.Process = WorkerProcess
         uvicorn.run(
             "endpoint.asgi:application",
             host=host,

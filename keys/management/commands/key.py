@@ -55,8 +55,8 @@ def key_row(key: ApiKey) -> dict[str, object]:
         "expires": _when(key.expires_at, "never"),
         "default strategy": key.default_strategy,
         "last used": _when(key.last_used_at, ""),
-        "requests": key.request_count,
-        "api requests": key.api_request_count,
+        "API calls": key.api_request_count,
+        "miner calls": key.request_count,
     }
 
 
@@ -69,12 +69,19 @@ class Command(OperatorCommand):
         create = actions.add_parser("create", help="Create a key; its full value is printed once.")
         self._add_key_fields(create)
 
-        actions.add_parser("list", help="List all keys.")
+        actions.add_parser(
+            "list",
+            help="List all keys.",
+            description="List all keys. 'API calls' counts the requests made with a key (/chat, /v1); "
+            "'miner calls' counts the miners those requests asked (one request may ask several).",
+        )
 
         edit = actions.add_parser("edit", help="Change a key.")
         edit.add_argument("query", help="The key's id, prefix or full value.")
         self._add_key_fields(edit)
-        edit.add_argument("-r", "--reset-requests", action="store_true", help="Set the key's request count back to 0.")
+        edit.add_argument(
+            "-r", "--reset-requests", action="store_true", help="Set the key's miner calls count back to 0."
+        )
 
         delete = actions.add_parser("delete", help="Delete a key.")
         delete.add_argument("query", help="The key's id, prefix or full value.")

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from endpoint.core.commands import OperatorCommand
+from endpoint.core.english_dates import parse_english_moment
 from endpoint.core.errors import OperatorError
 from keys.services import find_key
 from logs.queries import DEFAULT_LINES, filter_requests, first_prompt
@@ -19,14 +20,23 @@ PROMPT_WIDTH = 40
 
 def parse_moment(text: str, option: str) -> tuple[datetime, bool]:
     """``text`` as an aware datetime (naive input is in TIME_ZONE, UTC by
-    default), and whether it named a whole day rather than a moment."""
+    default), and whether it named a whole day rather than a moment. English
+    ("yesterday", "1 hour ago") counts back from now, as `key -v` reads it."""
     for fmt in TIME_FORMATS:
         try:
             moment = datetime.strptime(text.strip(), fmt)
         except ValueError:
             continue
         return timezone.make_aware(moment), fmt == TIME_FORMATS[0]
-    raise OperatorError(f"{option} {text!r} is not a time: use one of {', '.join(TIME_FORMATS)}")
+    # Only words go to dateparser: it would read a mistyped date ("2030-13-01")
+    # as another day rather than refuse it.
+    has_words = any(c.isalpha() for c in text)
+    moment = parse_english_moment(text, base=timezone.now(), prefer="past") if has_words else None
+    if moment is None:
+        raise OperatorError(
+            f"{option} {text!r} is not a time: use one of {', '.join(TIME_FORMATS)} or English like '1 hour ago'"
+        )
+    return moment, False
 
 
 def parse_lines(text: str) -> int:
@@ -53,8 +63,14 @@ class Command(OperatorCommand):
             "-r", "--responder-hotkey", help="Only requests a miner with this hotkey answered successfully."
         )
         parser.add_argument("-l", "--lines", default=str(DEFAULT_LINES), help="How many rows at most (default 100).")
-        parser.add_argument("-s", "--start", help="From this time on: YYYY-MM-DD, or with HH:MM:SS after T or a space.")
-        parser.add_argument("-e", "--end", help="Up to this time; a date alone includes that whole day.")
+        parser.add_argument(
+            "-s",
+            "--start",
+            help="From this time on: YYYY-MM-DD, or with HH:MM:SS after T or a space, or English ('yesterday').",
+        )
+        parser.add_argument(
+            "-e", "--end", help="Up to this time ('1 hour ago' works too); a date alone includes that whole day."
+        )
 
     def handle(self, *args, key, responder_hotkey, lines, start, end, **options):
         start_at = parse_moment(start, "-s/--start")[0] if start else None

@@ -183,6 +183,24 @@ def test_bad_settings_are_refused_like_the_cli(console):
     assert (row.default_strategy, row.miner_timeout, row.global_rate_limits) == ("", 12.0, [])
 
 
+def test_a_timeout_above_its_cap_and_an_unknown_network_are_refused_like_the_cli(console):
+    data = config_form_data(console)
+    data.update({"miner_timeout": "100", "network": "nowhere"})
+    response = console.post(f"{CONFIG}1/change/", data)
+    assert response.status_code == 200
+    assert "expected one of finney, test" in response.text
+    assert "can&#x27;t be above max_miner_timeout (60s)" in response.text
+    row = EndpointConfig.load()
+    assert (row.miner_timeout, row.network) == (12.0, "local")
+
+    data.update({"network": "test"})
+    assert console.post(f"{CONFIG}1/change/", data).status_code == 200  # the timeout alone is still refused
+    data.update({"max_miner_timeout": "120"})
+    assert console.post(f"{CONFIG}1/change/", data).status_code == 302
+    row = EndpointConfig.load()
+    assert (row.miner_timeout, row.max_miner_timeout, row.network) == (100.0, 120.0, "test")
+
+
 def test_toggles_and_global_rules_are_written(console):
     data = config_form_data(console)
     data.update(

@@ -171,3 +171,14 @@ def test_a_read_only_config_page_shows_secrets_masked(stored_secrets):
     assert 'name="netuid"' not in page.text  # read-only: no inputs at all
     assert "legal winner" not in page.text and "very-secret" not in page.text
     assert "****** (12 words)" in page.text and "****1234" in page.text
+
+
+def test_a_refused_admin_page_is_one_log_line_without_a_traceback(viewer_console, caplog):
+    caplog.set_level("INFO")
+    assert viewer_console.get(KEYS).status_code == 403
+
+    lines = [r for r in caplog.records if KEYS in r.getMessage()]
+    assert [(r.name, r.levelname, r.getMessage()) for r in lines] == [
+        ("django.request", "WARNING", f"Forbidden (Permission denied): {KEYS}")
+    ]
+    assert lines[0].exc_info is None and "Traceback" not in caplog.text

@@ -57,3 +57,35 @@ def test_uvicorn_errors_are_json_lines_with_secrets_masked(json_server):
     entries = [json.loads(line) for line in lines]  # fails on any plain-text line
     assert any(e["logger"].startswith("uvicorn") for e in entries), entries
     assert secret not in text
+
+
+def test_each_refused_request_is_one_line_without_a_traceback(json_server):
+    from django.conf import settings
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    port, proc, stderr = json_server
+    staff = Client()
+    staff.force_login(UserFactory(username="no-permissions", is_staff=True))
+    base = f"http://127.0.0.1:{port}"
+    bad_key = {"Authorization": "Bearer vep_NotAKeyNotAKeyNotAKey00"}
+    hello = {"messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(base + "/chat", json=hello, headers=bad_key).status_code == 401
+    assert httpx.post(base + "/v1/chat/completions", json=hello, headers=bad_key).status_code == 401
+    assert httpx.get(base + "/v1/no-such-route").status_code == 404
+    cookies = {settings.SESSION_COOKIE_NAME: staff.cookies[settings.SESSION_COOKIE_NAME].value}
+    assert httpx.get(base + "/admin/keys/apikey/", cookies=cookies).status_code == 403
+    time.sleep(0.5)
+    stop(proc)
+
+    entries = [json.loads(line) for line in stderr.read_text().splitlines() if line.startswith("{")]
+    for path, start in [
+        ("/chat", "401 APIKeyInvalid POST /chat:"),
+        ("/v1/chat/completions", "401 APIKeyInvalid POST /v1/chat/completions:"),
+        ("/v1/no-such-route", "404 not_found GET /v1/no-such-route:"),
+        ("/admin/keys/apikey/", "Forbidden (Permission denied): /admin/keys/apikey/"),
+    ]:
+        about = [e for e in entries if e["message"].endswith(path) or f" {path}:" in e["message"]]
+        assert [e["message"][: len(start)] for e in about] == [start], about
+        assert "exc_info" not in about[0]

@@ -52,6 +52,8 @@ def test_secrets_are_write_only(superuser_api):
     ("body", "field"),
     [
         ({"miner_timeout": 0}, "miner_timeout"),
+        ({"miner_timeout": 100}, "miner_timeout"),
+        ({"network": "nowhere"}, "network"),
         ({"metagraph_source": "ftp"}, "metagraph_source"),
         ({"default_strategy": "fastest"}, "default_strategy"),
         ({"hotkey_mnemonic": "not a real mnemonic"}, "hotkey_mnemonic"),
@@ -96,3 +98,9 @@ def test_a_superuser_points_moderation_at_another_server(superuser_api):
 
 def test_an_empty_patch_is_400(admin_api):
     assert admin_api.patch("/api/admin/config/", {}, format="json").status_code == 400
+
+
+def test_timeout_and_its_cap_rise_together_in_one_patch(admin_api):
+    r = admin_api.patch("/api/admin/config/", {"miner_timeout": 100, "max_miner_timeout": 120}, format="json")
+    assert r.status_code == 200
+    assert (r.json()["miner_timeout"], r.json()["max_miner_timeout"]) == (100.0, 120.0)

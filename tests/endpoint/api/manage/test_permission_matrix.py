@@ -89,7 +89,7 @@ ROUTES = (
     Route("admin", "GET", "/admin/", STAFF, 200),
     Route("admin", "GET", "/admin/keys/apikey/", OPERATORS, 200),
     Route("admin", "GET", "/admin/keys/apikey/add/", OPERATORS, 200),
-    Route("admin", "POST", "/admin/keys/apikey/add/", OPERATORS, 200, {"name": "console", "credits": "10"}),
+    Route("admin", "POST", "/admin/keys/apikey/add/", OPERATORS, 302, {"name": "console", "credits": "10"}),
     Route("admin", "GET", "/admin/keys/apikey/{key}/change/", OPERATORS, 200),
     Route("admin", "POST", "/admin/keys/apikey/{key}/change/", OPERATORS, 302, {"name": "renamed"}),
     Route("admin", "GET", "/admin/logs/request/", READERS, 200),
