@@ -13,7 +13,7 @@ LOCAL_PG := postgres://postgres@127.0.0.1:5432/validator_endpoint
 LOCAL_REDIS := redis://127.0.0.1:6379/0
 SERVICES_ENV = $(shell $(PYTHON) bin/local_services.py "$(LOCAL_PG)" "$(LOCAL_REDIS)" 2>/dev/null)
 
-.PHONY: install browser clients run test bench lint format
+.PHONY: install browser clients run manage test bench lint format
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,3 +58,7 @@ bench: install
 
 run: install
 	$(SERVICES_ENV) PORT=$(PORT) MINERS=$(MINERS) MINER_PORT=$(MINER_PORT) RESET=$(RESET) bash bin/run-local
+
+# `make manage ARGS="key list"`: a manage.py command on the services `make run` chose.
+manage: install
+	$(SERVICES_ENV) $(PY) manage.py $(ARGS)

@@ -3,6 +3,7 @@ that works on a laptop with nothing installed (SQLite, local-memory cache,
 eager Celery). The rest of the code reads ``settings.X``."""
 
 import logging
+import os
 from pathlib import Path
 
 import environ
@@ -12,7 +13,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# `make run` remembers its choices in .env (the environment wins over it). The
+# test suite names its own services: under pytest (which sets PYTEST_VERSION
+# for itself and the processes it starts) a developer's .env is not read.
+if not os.environ.get("PYTEST_VERSION"):
+    environ.Env.read_env(os.environ.get("ENV_FILE") or BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=True)
 DEVELOPMENT_SECRET_KEY = "dev-insecure-change-me-validator-endpoint"

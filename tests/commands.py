@@ -25,14 +25,19 @@ def manage(*args: str) -> tuple[int, str, str]:
     return 0, out.getvalue(), err.getvalue()
 
 
+def database_url() -> str:
+    """DATABASE_URL for the test database, for the processes a test starts."""
+    db = connection.settings_dict
+    return f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def manage_py(*args: str) -> subprocess.CompletedProcess:
     """Run `python manage.py …` against the test database, as a shell would.
 
     Needs committed data (the `postgres` fixture). System checks are skipped:
     they have their own tests and would only slow every call down.
     """
-    db = connection.settings_dict
-    url = f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'] or '')}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    url = database_url()
     command, *rest = args
     return subprocess.run(
         [sys.executable, "manage.py", command, "--skip-checks", *rest],
