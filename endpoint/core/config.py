@@ -40,7 +40,10 @@ def _positive_float(raw: str) -> float:
     return value
 
 
-def _int(minimum: int) -> Callable[[str], int]:
+INT_COLUMN_MAX = 2**31 - 1  # the settings' integer columns hold no more
+
+
+def _int(minimum: int, maximum: int = INT_COLUMN_MAX) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         try:
             value = int(raw)
@@ -48,6 +51,8 @@ def _int(minimum: int) -> Callable[[str], int]:
             raise ConfigError(f"expected a whole number, got {raw!r}") from None
         if value < minimum:
             raise ConfigError(f"expected a whole number ≥ {minimum}")
+        if value > maximum:
+            raise ConfigError(f"expected a whole number ≤ {maximum}")
         return value
 
     return parse
@@ -155,7 +160,7 @@ FIELDS: dict[str, Setting] = {
     "network": Setting(
         _network, f"The chain to read the metagraph from: {', '.join(NETWORK_NAMES)}, or a ws:// or wss:// URL."
     ),
-    "netuid": Setting(_int(0), "The subnet's number on that chain; a whole number ≥ 0."),
+    "netuid": Setting(_int(0, 65535), "The subnet's number on that chain; a whole number from 0 to 65535."),
     "metagraph_source": Setting(
         _choice("chain", "file"), "Where the miners list comes from: chain (the network) or file (metagraph_file)."
     ),

@@ -102,6 +102,8 @@ def test_openai_key_is_masked_too(db):
 BAD_SETS = {
     "unknown name": (["set", "hotkey", "x"], "unknown config name 'hotkey'"),
     "not a number": (["set", "netuid", "eighteen"], "expected a whole number"),
+    "no such subnet id": (["set", "netuid", "304250263527210"], "expected a whole number ≤ 65535"),
+    "past the column": (["set", "cost_per_answer", str(2**31)], "expected a whole number ≤ 2147483647"),
     "not a boolean": (["set", "rate_limiting_enabled", "maybe"], "expected true or false"),
     "bad rate limits": (["set", "global_rate_limits", "10/minute"], "expected a JSON list"),
     "bad strategy": (["set", "default_strategy", "fastest"], "strategy"),

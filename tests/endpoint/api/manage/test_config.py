@@ -58,6 +58,9 @@ def test_secrets_are_write_only(superuser_api):
         ({"default_strategy": "fastest"}, "default_strategy"),
         ({"hotkey_mnemonic": "not a real mnemonic"}, "hotkey_mnemonic"),
         ({"netuid": "one"}, "netuid"),
+        # Found by the fuzzer: past the column's range was a 500 from the database.
+        ({"netuid": 304250263527210}, "netuid"),
+        ({"cost_per_answer": 2**31}, "cost_per_answer"),
         ({"no_such_setting": 1}, "no_such_setting"),
     ],
 )
