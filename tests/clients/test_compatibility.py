@@ -44,7 +44,7 @@ class City(pydantic.BaseModel):
     population: int
 
 
-FEATURES = ("create", "stream", "tools", "structured", "errors")
+FEATURES = ("create", "stream", "tools", "structured", "usage", "errors")
 CLIENTS = ("openai-python", "openai-node", "langchain", "litellm", "openai-agents")
 CELLS = [(client, feature) for client in CLIENTS for feature in FEATURES]
 
@@ -88,6 +88,11 @@ def python_cell(feature: str, gateway) -> None:
     elif feature == "structured":
         parsed = chat.parse(model="best:1", messages=ASK, response_format=City).choices[0].message.parsed
         assert isinstance(parsed, City)
+    elif feature == "usage":
+        usage = chat.create(model="best:1", messages=ASK).usage
+        assert usage.prompt_tokens > 0 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+        chunks = list(chat.create(model="best:1", messages=ASK, stream=True, stream_options={"include_usage": True}))
+        assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0
     elif feature == "errors":
         with pytest.raises(openai.AuthenticationError):
             python_client(gateway, "vep_not-a-key").chat.completions.create(model="best:1", messages=ASK)
@@ -120,6 +125,10 @@ def node_cell(feature: str, gateway) -> None:
         assert (out["finish"], out["name"], out["arguments"]) == ("tool_calls", "get_weather", {"city": "example"})
     elif feature == "structured":
         City.model_validate(out["parsed"])
+    elif feature == "usage":
+        for usage in (out["usage"], out["streamed"]):
+            assert usage["prompt_tokens"] > 0
+            assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     elif feature == "errors":
         assert out["bad_key"]["raised"] == "AuthenticationError"
         assert (out["no_credits"]["status"], out["no_credits"]["code"]) == (402, "APIKeyNotEnoughCredits")
@@ -152,6 +161,12 @@ def langchain_cell(feature: str, gateway) -> None:
     elif feature == "structured":
         answer = llm.with_structured_output(City, method="json_schema", strict=True).invoke(question)
         assert isinstance(answer, City)
+    elif feature == "usage":
+        assert llm.invoke(question).usage_metadata["input_tokens"] > 0
+        streamed = None
+        for chunk in langchain_model(gateway, stream_usage=True).stream(question):
+            streamed = chunk if streamed is None else streamed + chunk
+        assert streamed.usage_metadata["output_tokens"] > 0
     elif feature == "errors":
         with pytest.raises(openai.AuthenticationError):
             langchain_model(gateway, "vep_not-a-key").invoke(question)
@@ -187,6 +202,11 @@ def litellm_cell(feature: str, gateway) -> None:
         assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "example"}
     elif feature == "structured":
         City.model_validate_json(litellm_call(gateway, response_format=City).choices[0].message.content)
+    elif feature == "usage":
+        usage = litellm_call(gateway).usage
+        assert usage.prompt_tokens > 0 and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+        chunks = list(litellm_call(gateway, stream=True, stream_options={"include_usage": True}))
+        assert any(getattr(c, "usage", None) and c.usage.completion_tokens > 0 for c in chunks)
     elif feature == "errors":
         import litellm
 
@@ -240,6 +260,9 @@ def agents_cell(feature: str, gateway) -> None:
         assert result.final_output.startswith("Miner ") and "Sunny in example" in result.final_output
     elif feature == "structured":
         assert isinstance(Runner.run_sync(agent(gateway, output_type=City), question).final_output, City)
+    elif feature == "usage":
+        usage = Runner.run_sync(agent(gateway), question).context_wrapper.usage
+        assert usage.requests == 1 and usage.input_tokens > 0 and usage.output_tokens > 0
     elif feature == "errors":
         with pytest.raises(openai.AuthenticationError):
             Runner.run_sync(agent(gateway, "vep_not-a-key"), question)
