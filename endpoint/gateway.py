@@ -378,8 +378,9 @@ class ChatStream:
         call, winner = self.call, self.winner
         miner_calls = 1 + len(self.race.failures) + len(self.race.cancelled)
         exc: BaseException | None = None
+        first = winner.first_content
         try:
-            for chunk in winner.opening:
+            for chunk in winner.opening[: first + 1]:
                 if self._relayed(chunk):
                     yield chunk
             # The first content has been handed over: now the answer is charged, and logged.
@@ -390,6 +391,9 @@ class ChatStream:
             if not await call.log_early():
                 self.error, self.error_code = errors.DatabaseUnavailable.detail, errors.DatabaseUnavailable.code
                 return
+            for chunk in winner.opening[first + 1 :]:  # the rest of an answer read whole
+                if self._relayed(chunk):
+                    yield chunk
             async for chunk in winner.rest:
                 self.said.add(chunk)
                 if self._relayed(chunk):

@@ -290,6 +290,12 @@ class MinerStream:
     def content(self) -> str:
         return StreamedAnswer.of(self.opening).text
 
+    @property
+    def first_content(self) -> int:
+        """Where in ``opening`` the answer's content starts (an answer checked
+        against a format was read whole, so more may follow it there)."""
+        return next((i for i, c in enumerate(self.opening) if _says_something(_delta_of(c))), len(self.opening) - 1)
+
 
 def _delta_of(chunk: dict[str, Any]) -> dict[str, Any]:
     try:
