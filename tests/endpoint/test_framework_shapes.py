@@ -204,3 +204,16 @@ def test_the_framework_code_we_copied_is_unchanged(func, digest, ours):
         f"(A new Python's ast.unparse may also lay the code out differently; then only the digest needs updating.)"
         f"\n\n{code}"
     )
+
+
+def test_uvicorn_still_makes_its_workers_through_the_name_start_replaces():
+    # `manage.py start` swaps uvicorn's multiprocess.Process for ours (SIGINT
+    # blocked while a worker starts); that works only while Multiprocess
+    # looks the class up by that module-level name and starts it with start().
+    import uvicorn
+    from uvicorn.supervisors import multiprocess
+
+    where = f"uvicorn {uvicorn.__version__}: re-check endpoint/management/workers.py and commands/start.py"
+    assert isinstance(multiprocess.Process, type) and callable(multiprocess.Process.start), where
+    source = inspect.getsource(multiprocess.Multiprocess)
+    assert "Process(self.config, self.sockets)" in source, where
