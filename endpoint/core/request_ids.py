@@ -21,7 +21,6 @@ CLIENT_HEADERS = ("x-client-request-id", "x-request-id")
 # Short printable ASCII without spaces: anything else could smuggle odd bytes
 # into our answer, the logs or the admin, so it is ignored.
 CLIENT_ID = re.compile(r"[!-~]{1,128}")
-CLIENT_ID_MAX = 128
 
 
 def answer_id(log_id: uuid.UUID) -> str:
