@@ -16,9 +16,11 @@ from local_services import read_dotenv
 
 REMEMBERED = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
 # settings.DEVELOPMENT_SECRET_KEY: what runs before .env existed encrypted the
-# stored hotkey with. Kept as a fallback next to a new key, those secrets stay
-# readable (and move to the new key when saved).
+# stored hotkey with. Kept as a key that only reads stored secrets, they stay
+# readable (and move to the new key when saved) while nothing signed with the
+# public development key (a session, a password reset) is accepted.
 DEVELOPMENT_SECRET_KEY = "dev-insecure-change-me-validator-endpoint"
+READ_ONLY = "SECRETS_ENCRYPTION_KEY_FALLBACKS"
 
 
 def remember(path: Path) -> dict[str, str]:
@@ -36,8 +38,8 @@ def remember(path: Path) -> dict[str, str]:
         value = os.environ.get(name) or (secrets.token_urlsafe(50) if name == "SECRET_KEY" else "")
         if value:
             added[name] = value
-    if "SECRET_KEY" in added and not os.environ.get("SECRET_KEY") and "SECRET_KEY_FALLBACKS" not in kept:
-        added["SECRET_KEY_FALLBACKS"] = os.environ.get("SECRET_KEY_FALLBACKS") or DEVELOPMENT_SECRET_KEY
+    if "SECRET_KEY" in added and not os.environ.get("SECRET_KEY") and READ_ONLY not in kept:
+        added[READ_ONLY] = os.environ.get(READ_ONLY) or DEVELOPMENT_SECRET_KEY
     if added:
         existing = path.read_text() if path.exists() else ""
         lines = [f"{name}={value}" for name, value in added.items()]
@@ -46,7 +48,7 @@ def remember(path: Path) -> dict[str, str]:
         path.write_text(existing + separator + header + "\n".join(lines) + "\n")
         path.chmod(0o600)  # the SECRET_KEY
     chosen = {**kept, **added}
-    return {name: os.environ.get(name) or chosen.get(name, "") for name in (*REMEMBERED, "SECRET_KEY_FALLBACKS")}
+    return {name: os.environ.get(name) or chosen.get(name, "") for name in (*REMEMBERED, READ_ONLY)}
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ if not DEBUG and SECRET_KEY.strip() in ("", DEVELOPMENT_SECRET_KEY):
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 # The key for secrets at rest (hotkey mnemonic, OpenAI key); empty: SECRET_KEY.
 SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="")
+# Earlier keys that only read stored secrets, comma-separated: unlike
+# SECRET_KEY_FALLBACKS they sign nothing (sessions, password resets).
+SECRETS_ENCRYPTION_KEY_FALLBACKS = env.list("SECRETS_ENCRYPTION_KEY_FALLBACKS", default=[])
 # A laptop (DEBUG on) answers on loopback names; a deployment must say which
 # host names it answers to, or it refuses to start.
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])

@@ -164,6 +164,9 @@ def test_env_file_gets_the_choices_and_a_secret_key_once(tmp_path):
     values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     assert values["DATABASE_URL"] == "postgres://db/one" and values["REDIS_URL"] == "redis://r/1"
     assert len(values["SECRET_KEY"]) >= 50
+    # The public development key may only read secrets stored before .env existed.
+    assert values["SECRETS_ENCRYPTION_KEY_FALLBACKS"] == "dev-insecure-change-me-validator-endpoint"
+    assert "SECRET_KEY_FALLBACKS" not in values
     assert path.stat().st_mode & 0o777 == 0o600
     assert "export DATABASE_URL=postgres://db/one" in first.stdout
 
@@ -181,7 +184,7 @@ def test_env_file_values_are_kept(tmp_path):
     text = path.read_text()
     assert text.startswith("SECRET_KEY=mine\nDATABASE_URL=postgres://db/kept\nOTHER=x\n")
     assert "REDIS_URL=redis://r/2" in text and text.count("SECRET_KEY=") == 1
-    assert "SECRET_KEY_FALLBACKS" not in text  # only beside a key it made
+    assert "FALLBACKS" not in text  # only beside a key it made
     assert "export DATABASE_URL=postgres://db/explicit" in done.stdout  # the environment wins for this run
     assert "DATABASE_URL" in done.stderr and "db/kept" not in done.stderr  # said, without the value
 

@@ -49,7 +49,8 @@ def _fernet(key: str) -> Fernet:
 def _keys() -> tuple[str, ...]:
     """The keys to try, the one to encrypt with first; without repeats."""
     current = settings.SECRETS_ENCRYPTION_KEY or settings.SECRET_KEY
-    return tuple(dict.fromkeys([current, settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]))
+    older = (*settings.SECRET_KEY_FALLBACKS, *settings.SECRETS_ENCRYPTION_KEY_FALLBACKS)
+    return tuple(dict.fromkeys([current, settings.SECRET_KEY, *older]))
 
 
 @functools.lru_cache(maxsize=8)

@@ -129,3 +129,17 @@ def test_secrets_stored_by_earlier_releases_stay_readable(mnemonic):
     EndpointConfig.objects.filter(pk=1).update(hotkey_mnemonic_encrypted=legacy.encrypt(mnemonic.encode()).decode())
     with override_settings(SECRET_KEY=OLD, SECRET_KEY_FALLBACKS=[], SECRETS_ENCRYPTION_KEY=""):
         assert runtime_config().hotkey_mnemonic == mnemonic
+
+
+@pytest.mark.django_db
+def test_a_read_only_fallback_reads_secrets_but_signs_nothing(stored_under_old_key, client, admin_user):
+    # What `make run` writes beside the key it makes: the stored hotkey stays
+    # readable, a session cookie signed with the old (public) key is refused.
+    with override_settings(SECRET_KEY=OLD, SECRET_KEY_FALLBACKS=[], SECRETS_ENCRYPTION_KEY=""):
+        client.force_login(admin_user)
+        assert client.get("/admin/").status_code == 200
+    with override_settings(
+        SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[], SECRETS_ENCRYPTION_KEY="", SECRETS_ENCRYPTION_KEY_FALLBACKS=[OLD]
+    ):
+        assert runtime_config().hotkey_mnemonic == stored_under_old_key
+        assert client.get("/admin/").status_code == 302  # to the login page: the old session is not accepted
