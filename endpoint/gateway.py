@@ -322,8 +322,8 @@ class GatewayCall:
             self.log.miners = _miner_logs(outcome.successes + outcome.failures, outcome.cancelled)
         if not outcome.successes:
             raise errors.AllMinersFailed(failed_responses=outcome.seed_json()["failed_responses"])
-        delivered = outcome.successes[: prompt.answers]  # /chat returns more, but its first is what is counted
-        await self.count_usage([((r.answer or {}).get("usage"), answer_texts(r)) for r in delivered])
+        # Every answer charged is one delivered (/chat returns them all), so each one's tokens count.
+        await self.count_usage([((r.answer or {}).get("usage"), answer_texts(r)) for r in outcome.successes])
         return outcome
 
     async def open_stream(self, key: ApiKey, prompt: Prompt) -> ChatStream:

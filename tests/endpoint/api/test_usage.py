@@ -137,3 +137,14 @@ def test_the_console_shows_the_tokens(live_server_url, key, network, console):
     assert '<span class="figure">2</span><span class="label">Tokens in</span>' in dashboard
     assert '<span class="figure">5</span><span class="label">Tokens out</span>' in dashboard
     assert f"<td><code>{key.key.prefix}</code></td><td>1</td><td>1</td><td>7</td></tr>" in dashboard
+
+
+def test_chat_logs_the_tokens_of_every_answer_it_returns(live_server_url, key, network):
+    # /chat without respond_on_first_success returns (and charges) every miner's answer.
+    body = {"messages": HELLO, "uids": [0, 1], "respond_on_first_success": False}
+    headers = {"Authorization": f"Bearer {key.raw}", "Endpoint-Version": "2023-05-19"}
+    answer = httpx.post(live_server_url + "/chat", json=body, headers=headers, timeout=20)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["choices"]) == 2
+    row = Request.objects.get(route="/chat")
+    assert (row.prompt_tokens, row.completion_tokens, row.credits_charged) == (2, 10, 2)  # the prompt once, 5 + 5
