@@ -24,7 +24,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from endpoint.core import asyncdb, errors
-from endpoint.core.db import run_db
+from endpoint.core.db import on_postgresql, run_db
 from endpoint.core.errors import CreditsWouldGoNegative, KeyInputError, UnlimitedCredits
 from endpoint.core.sql import column, columns, table
 
@@ -144,7 +144,7 @@ def reserve_credits(
     request_id = request_id or uuid.uuid4()
     if n <= 0:
         return Reservation(key_id=key.pk, held=0, request_id=request_id)
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         return _reserve_with_the_orm(key, n, request_id, seconds)
     with connection.cursor() as cursor:
         cursor.execute(_RESERVE_SQL, _reserve_params(key, n, request_id, seconds))
@@ -158,7 +158,7 @@ async def areserve_credits(
     request_id = request_id or uuid.uuid4()
     if n <= 0:
         return Reservation(key_id=key.pk, held=0, request_id=request_id)
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         return await run_db(_reserve_with_the_orm, key, n, request_id, seconds)
     row = await asyncdb.fetch_one(_RESERVE_SQL, _reserve_params(key, n, request_id, seconds))
     return _reserved(key, n, row, request_id)
@@ -183,7 +183,7 @@ def _reserve_with_the_orm(key: ApiKey, n: int, request_id: uuid.UUID, seconds: f
 
 def apply_settlement(settlement: Settlement) -> int:
     """Apply ``settlement`` on its own; returns the credits the call cost."""
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         with connection.cursor() as cursor:
             cursor.execute(SETTLE_SQL, settlement.params())
         return settlement.cost

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 
 from endpoint.core import asyncdb
-from endpoint.core.db import run_db
+from endpoint.core.db import on_postgresql, run_db
 from endpoint.core.sql import column, columns, table
 from keys.credits import (
     ReleasedHold,
@@ -103,7 +103,7 @@ async def write_request_log(entry: RequestLog, settlement: Settlement | None, *,
 
 
 async def _awrite(entry: RequestLog, settlement: Settlement | None, replace: bool) -> None:
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         await asyncdb.execute(*_statement(entry, settlement, replace=replace))
     else:
         await run_db(rewrite_request if replace else record_request, entry, settlement)
@@ -111,7 +111,7 @@ async def _awrite(entry: RequestLog, settlement: Settlement | None, replace: boo
 
 def record_request(entry: RequestLog, settlement: Settlement | None = None) -> None:
     """Write the request's log and, with it, settle its credits."""
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         _write_in_one_statement(entry, settlement, replace=False)
         return
     with transaction.atomic():
@@ -123,7 +123,7 @@ def rewrite_request(entry: RequestLog, settlement: Settlement | None = None) -> 
     """Replace a request logged early (a stream, from its first content on)
     with its final state. If the early write never landed, the request is
     written anew and ``settlement`` applied; otherwise it was applied then."""
-    if connection.vendor == "postgresql":
+    if on_postgresql():
         _write_in_one_statement(entry, settlement, replace=True)
         return
     with transaction.atomic():

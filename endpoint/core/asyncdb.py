@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import OperationalError as DjangoOperationalError
 from django.db import connection
 
-from endpoint.core.db import run_db
+from endpoint.core.db import on_postgresql, run_db
 from endpoint.core.loopbound import PerLoop
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ async def open_pool() -> bool:
     start doesn't stop the server (calls fail, /health/ready says why)."""
     if _pools.peek(None) is not None:
         return True
-    if connection.vendor != "postgresql":
+    if not on_postgresql():
         return False
     from psycopg_pool import AsyncConnectionPool
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
+from django.db.utils import load_backend
 
 from endpoint.core.loopbound import PerLoop
 
@@ -28,6 +29,18 @@ log = logging.getLogger(__name__)
 
 _executor: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
+
+
+def on_postgresql() -> bool:
+    """Whether the default database is PostgreSQL, read from its backend
+    class: asking ``connection.vendor`` from async code builds a connection
+    object for each request's context just to answer."""
+    return _vendor(settings.DATABASES["default"]["ENGINE"]) == "postgresql"
+
+
+@functools.cache
+def _vendor(engine: str) -> str:
+    return load_backend(engine).DatabaseWrapper.vendor
 
 
 def _pool() -> ThreadPoolExecutor:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import httpx
 import pytest
@@ -62,3 +63,30 @@ async def test_the_loop_pool_reports_database_errors_as_django_does(postgres):
         assert await asyncdb.execute("SELECT 1", []) == 1  # the pool gave the broken-off connection back usable
     finally:
         await asyncdb.close_pool()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_served_call_builds_no_django_connection_object(network, api, monkeypatch):
+    # Each request runs in a context of its own, where touching
+    # django.db.connection builds a new DatabaseWrapper (about a tenth of a
+    # millisecond); the hot path asks the backend class instead. (A DB
+    # thread builds its own once, which is fine.) If Django changes how
+    # connections are kept, this says so.
+    from django.db import connections
+
+    from endpoint.core.db import run_db
+
+    key = await run_db(do_create_key, name="no-wrapper", credits=10)
+    built = []
+    original = type(connections).create_connection
+    monkeypatch.setattr(
+        type(connections),
+        "create_connection",
+        lambda self, alias: built.append(threading.current_thread().name) or original(self, alias),
+    )
+    headers = {"Authorization": f"Bearer {key.raw}"}
+    for _ in range(3):
+        answer = await api.post("/v1/chat/completions", json={"model": "uid:0", "messages": HELLO}, headers=headers)
+        assert answer.status_code == 200, answer.text
+    assert threading.current_thread().name not in built
+    assert await run_db(lambda: Request.objects.filter(key_id=key.key.pk).count()) == 3
