@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
+from endpoint.core.request_ids import log_id
 from keys.models import ApiKey
 
 from .models import MinerResponse, Request
@@ -20,12 +21,14 @@ def filter_requests(
     hotkey: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    request_id: str | None = None,
     lines: int | None = DEFAULT_LINES,
 ) -> QuerySet[Request]:
     """The newest requests matching every given filter.
 
     ``hotkey`` keeps requests a miner with that hotkey answered successfully;
-    ``start`` is inclusive, ``end`` exclusive. Each request comes with its key
+    ``start`` is inclusive, ``end`` exclusive; ``request_id`` is an answer's
+    ``x-request-id`` or the client's own id. Each request comes with its key
     and with ``responders``: its successful MinerResponses, by uid.
     """
     requests = Request.objects.order_by("-started_at")
@@ -36,6 +39,8 @@ def filter_requests(
         # answers matched still appears once.
         answered = MinerResponse.objects.filter(request=OuterRef("pk"), hotkey=hotkey, is_success=True)
         requests = requests.filter(Exists(answered))
+    if request_id:
+        requests = requests.filter(with_request_id(request_id))
     if start is not None:
         requests = requests.filter(started_at__gte=start)
     if end is not None:
@@ -62,3 +67,11 @@ def _text_of(content: object) -> str:
     if isinstance(content, list):
         return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
     return "" if content is None else str(content)
+
+
+def with_request_id(term: str) -> Q:
+    """The call an answer's ``x-request-id`` (``req_`` + log id, or the bare
+    UUID) names, or the calls a client sent with that id of its own."""
+    term = term.strip()
+    theirs = Q(client_request_id=term)
+    return theirs | Q(id=ours) if (ours := log_id(term)) is not None else theirs

@@ -69,6 +69,15 @@ def test_filter_by_responder_hotkey_counts_only_successful_answers(history):
     assert prompts_shown("-r", HOTKEY_B) == ["prompt-3", "prompt-2"]
 
 
+def test_filter_by_our_request_id_or_the_clients(history):
+    mine = logged("prompt-mine", at=datetime(2030, 1, 4, 9, tzinfo=UTC))
+    RequestLogFactory(messages=[{"role": "user", "content": "prompt-theirs"}], client_request_id="batch-42")
+    assert prompts_shown("-i", f"req_{mine.id.hex}") == ["prompt-mine"]
+    assert prompts_shown("--request-id", str(mine.id)) == ["prompt-mine"]
+    assert prompts_shown("-i", "batch-42") == ["prompt-theirs"]
+    assert prompts_shown("-i", "req_" + "0" * 32) == []
+
+
 def test_filter_by_time_range(history):
     assert prompts_shown("-s", "2030-01-02") == ["prompt-4", "prompt-3", "prompt-2"]
     assert prompts_shown("-e", "2030-01-02") == ["prompt-3", "prompt-2", "prompt-1"]  # a date: that whole day

@@ -62,6 +62,9 @@ class Command(OperatorCommand):
         parser.add_argument(
             "-r", "--responder-hotkey", help="Only requests a miner with this hotkey answered successfully."
         )
+        parser.add_argument(
+            "-i", "--request-id", help="Only the call an answer's x-request-id names, or a client's own request id."
+        )
         parser.add_argument("-l", "--lines", default=str(DEFAULT_LINES), help="How many rows at most (default 100).")
         parser.add_argument(
             "-s",
@@ -72,7 +75,7 @@ class Command(OperatorCommand):
             "-e", "--end", help="Up to this time ('1 hour ago' works too); a date alone includes that whole day."
         )
 
-    def handle(self, *args, key, responder_hotkey, lines, start, end, **options):
+    def handle(self, *args, key, responder_hotkey, request_id, lines, start, end, **options):
         start_at = parse_moment(start, "-s/--start")[0] if start else None
         end_at = None
         if end:
@@ -84,6 +87,7 @@ class Command(OperatorCommand):
             hotkey=responder_hotkey,
             start=start_at,
             end=end_at,
+            request_id=request_id,
             lines=parse_lines(lines),
         )
         self.print_requests(list(requests))
