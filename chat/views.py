@@ -11,14 +11,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from endpoint.core import errors
 from endpoint.core.jsonbody import NOT_JSON, loads_bounded
 from keys.models import ApiKey
 from keys.services import NewKey
 from keys.shown_once import keep_to_show_once, take_to_show
-from keys.user_keys import MAX_KEY_CREDITS, do_create_user_key, do_revoke_user_key, user_keys
+from keys.user_keys import CREDITS_RANGE, do_create_user_key, do_revoke_user_key, user_keys
 
 from . import limits, services
 from .models import Conversation
@@ -134,13 +134,13 @@ def neurons(request: HttpRequest) -> JsonResponse:
 @login_required
 def keys_page(request: HttpRequest) -> HttpResponse:
     status, headers = 200, {}
-    form = {"name": "", "credits": "0"}
+    form = {"name": "", "credits": ""}
     if request.method == "POST":
-        form = {"name": request.POST.get("name", ""), "credits": request.POST.get("credits", "0") or "0"}
+        form = {"name": request.POST.get("name", ""), "credits": request.POST.get("credits", "")}
         try:
             limits.count_page_use(request, limits.KEY_CREATION, request.user)
             balance = services.chat_account(request.user).key
-            new_key = do_create_user_key(request.user, form["name"], _credits(form["credits"]), balance=balance)
+            new_key = do_create_user_key(request.user, form["name"], _credits(form["credits"] or "0"), balance=balance)
         except errors.RateLimitExceeded as exc:
             messages.error(request, exc.detail)
             status, headers = exc.status, exc.headers()
@@ -188,14 +188,21 @@ def _credits(text: str) -> int:
     """The credits field: a whole number (do_create_user_key checks the range)."""
     text = text.strip()
     if not (text.isascii() and text.isdigit() and len(text) <= 16):
-        raise errors.KeyInputError(f"Credits must be a whole number from 0 to {MAX_KEY_CREDITS}.")
+        raise errors.KeyInputError(CREDITS_RANGE)
     return int(text)
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def revoke_key(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks to confirm (a page of its own, so it works without scripts);
+    POST revokes."""
     key = get_object_or_404(user_keys(request.user), pk=pk)
+    if request.method == "GET":
+        if not key.enabled:
+            messages.info(request, f"Key {key.prefix}… is already revoked.")
+            return redirect("chat-keys")
+        return render(request, "chat/revoke_key.html", {"key": key})
     do_revoke_user_key(key, balance=services.chat_account(request.user).key)
     messages.success(request, f"Key {key.prefix}… revoked.")
     return redirect("chat-keys")

@@ -16,6 +16,8 @@ from .services import NewKey, do_create_key, do_edit_key
 
 MAX_KEY_NAME_CHARS = ApiKey._meta.get_field("name").max_length
 MAX_KEY_CREDITS = 10**15  # as the management API: far above any balance, far below the column's limit
+CREDITS_RANGE = f"Credits must be a whole number from 1 to {MAX_KEY_CREDITS}."
+NO_CREDITS = "A new key needs at least 1 credit: a key with none could not answer a single call."
 
 
 def user_keys(user):
@@ -29,8 +31,10 @@ def do_create_user_key(user, name: str, credits: int, *, balance: ApiKey) -> New
     name = checked_text(" ".join((name or "").split()), "A key name", MAX_KEY_NAME_CHARS, KeyInputError)
     if not name:
         raise KeyInputError("Give the key a name.")
-    if not 0 <= credits <= MAX_KEY_CREDITS:
-        raise KeyInputError(f"Credits must be a whole number from 0 to {MAX_KEY_CREDITS}.")
+    if credits == 0:
+        raise KeyInputError(NO_CREDITS)
+    if not 1 <= credits <= MAX_KEY_CREDITS:
+        raise KeyInputError(CREDITS_RANGE)
     with transaction.atomic():
         new = do_create_key(name=name, credits=0, owner=user)
         do_transfer_credits(balance, new.key, credits)  # APIKeyNotEnoughCredits when short

@@ -45,3 +45,27 @@ def screenshot(page, name: str) -> None:
 def send(page, text: str) -> None:
     page.get_by_label("Message").fill(text)
     page.get_by_label("Message").press("Enter")
+
+
+# Elements whose right edge is past the viewport's, unless a box of the page
+# that scrolls or clips sideways holds them: those are what a phone user has
+# to scroll sideways for, or cannot see at all when the page hides overflow.
+STICKING_OUT = """() => {
+  const width = document.documentElement.clientWidth;
+  const found = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.getBoundingClientRect().right <= width + 1) continue;
+    let held = false;
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      if (getComputedStyle(up).overflowX !== "visible") { held = true; break; }
+    }
+    if (!held) found.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + el.className);
+  }
+  return found;
+}"""
+
+
+def assert_fits_width(page) -> None:
+    """No sideways scrolling and nothing cut off at the page's current width."""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate(STICKING_OUT) == []

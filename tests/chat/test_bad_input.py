@@ -152,11 +152,13 @@ KEYS_PAGE = {
     "name too long": ({"name": "k" * 201, "credits": "5"}, "A key name is limited to 200 characters."),
     "name huge": ({"name": "k" * 500_000, "credits": "5"}, "A key name is limited to 200 characters."),
     "name blank": ({"name": " ", "credits": "5"}, "Give the key a name."),
-    "credits text": ({"name": "k", "credits": "lots"}, "Credits must be a whole number from 0 to"),
-    "credits negative": ({"name": "k", "credits": "-1"}, "Credits must be a whole number from 0 to"),
-    "credits in exponent": ({"name": "k", "credits": "1e3"}, "Credits must be a whole number from 0 to"),
-    "credits huge": ({"name": "k", "credits": "9" * 30}, "Credits must be a whole number from 0 to"),
+    "credits text": ({"name": "k", "credits": "lots"}, "Credits must be a whole number from 1 to"),
+    "credits negative": ({"name": "k", "credits": "-1"}, "Credits must be a whole number from 1 to"),
+    "credits in exponent": ({"name": "k", "credits": "1e3"}, "Credits must be a whole number from 1 to"),
+    "credits huge": ({"name": "k", "credits": "9" * 30}, "Credits must be a whole number from 1 to"),
     "credits with NUL": ({"name": "k", "credits": "5\x00"}, NUL_IN_FORM),
+    "credits zero": ({"name": "k", "credits": "0"}, "A new key needs at least 1 credit"),
+    "credits left out": ({"name": "k", "credits": ""}, "A new key needs at least 1 credit"),
 }
 
 
@@ -184,6 +186,8 @@ API_KEYS = {
     "credits huge": {"name": "k", "credits": 10**30},
     "credits a float": {"name": "k", "credits": 1e308},
     "credits true": {"name": "k", "credits": True},
+    "credits zero": {"name": "k", "credits": 0},
+    "credits left out": {"name": "k"},
 }
 
 

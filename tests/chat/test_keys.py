@@ -1,5 +1,6 @@
-"""My API keys: create (the full key shown once), list, revoke; a user sees
-and touches only their own keys; the chat-balance key is not among them."""
+"""My API keys: create (the full key shown once; never without credits),
+list, revoke after a confirmation page; a user sees and touches only their
+own keys; the chat-balance key is not among them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.postgres
 FULL_KEY = re.compile(r'id="new-key-value" class="mono" readonly value="(vep_[^"]+)"')
 
 
-async def _create(me, name: str, credits: int = 0):
+async def _create(me, name: str, credits: int = 1):
     """Submit the form and, when it redirects, load the page it sends to (once)."""
     await me.page("/app/keys/")
     answer = await me.post_form("/app/keys/", {"name": name, "credits": str(credits)})
@@ -78,6 +79,30 @@ async def test_cannot_move_more_credits_than_the_balance(browser_for, alice, net
     assert not await run_db(lambda: ApiKey.objects.filter(name="greedy").exists())
 
 
+async def test_a_key_without_credits_is_refused_and_nothing_moves(browser_for, alice, network, settings):
+    me = await browser_for(alice)
+    refused = await _create(me, "empty", credits=0)
+
+    assert refused.status_code == 400
+    assert "A new key needs at least 1 credit" in refused.text
+    assert not FULL_KEY.search(refused.text)
+    assert f'<strong id="balance">{settings.CHAT_SIGNUP_CREDITS}</strong>' in refused.text
+    assert not await run_db(lambda: ApiKey.objects.filter(owner=alice, chat_account__isnull=True).exists())
+
+
+async def test_revoking_asks_first_and_the_question_changes_nothing(browser_for, alice, network):
+    me = await browser_for(alice)
+    await _create(me, "kept", credits=3)
+    key = await run_db(lambda: ApiKey.objects.get(name="kept"))
+
+    asked = await me.page(f"/app/keys/{key.pk}/revoke/")
+    assert asked.status_code == 200
+    assert "Revoke “kept”?" in asked.text and "Its 3 credits go back to your chat balance." in asked.text
+    assert 'href="/app/keys/"' in asked.text  # Cancel: back to the list
+    key = await run_db(lambda: ApiKey.objects.get(name="kept"))
+    assert (key.enabled, key.credits) == (True, 3)
+
+
 async def test_revoke_disables_the_key_and_returns_its_credits(api, browser_for, alice, network, settings):
     me = await browser_for(alice)
     raw = FULL_KEY.search((await _create(me, "short-lived", credits=7)).text).group(1)
@@ -86,8 +111,10 @@ async def test_revoke_disables_the_key_and_returns_its_credits(api, browser_for,
     revoked = await me.post_form(f"/app/keys/{key.pk}/revoke/", {})
     assert revoked.status_code == 302
     page = await me.page("/app/keys/")
-    assert "Revoked" in page.text
+    assert "Revoked" in page.text and f"/app/keys/{key.pk}/revoke/" not in page.text
     assert f'<strong id="balance">{settings.CHAT_SIGNUP_CREDITS}</strong>' in page.text
+    asked_again = await me.page(f"/app/keys/{key.pk}/revoke/")
+    assert "is already revoked" in asked_again.text and "Revoke key" not in asked_again.text
     answer = await api.post("/chat", json={"messages": HELLO}, headers={"Authorization": f"Bearer {raw}"})
     assert answer.status_code == 401 and answer.json()["code"] == "APIKeyDisabled"
 
@@ -100,6 +127,7 @@ async def test_another_users_key_is_not_found(browser_for, alice, bob, network):
     await other.page("/app/keys/")
 
     assert (await other.post_form(f"/app/keys/{key.pk}/revoke/", {})).status_code == 404
+    assert (await other.client.get(f"/app/keys/{key.pk}/revoke/")).status_code == 404
     assert "alice&#x27;s key" not in (await other.page("/app/keys/")).text
     alice_chat_key = (await run_db(chat_account, alice)).key_id
     assert (await other.post_form(f"/app/keys/{alice_chat_key}/revoke/", {})).status_code == 404

@@ -145,6 +145,6 @@ async def test_page_limits_count_per_user_not_per_session(browser_for, alice, se
     first, second = await browser_for(alice), await browser_for(alice)
     await first.page("/app/keys/")
     await second.page("/app/keys/")
-    assert (await first.post_form("/app/keys/", {"name": "a", "credits": "0"})).status_code == 302  # made: to the key
-    assert (await second.post_form("/app/keys/", {"name": "b", "credits": "0"})).status_code == 429
+    assert (await first.post_form("/app/keys/", {"name": "a", "credits": "1"})).status_code == 302  # made: to the key
+    assert (await second.post_form("/app/keys/", {"name": "b", "credits": "1"})).status_code == 429
     assert await run_db(lambda: ApiKey.objects.filter(owner=alice, name="b").exists()) is False

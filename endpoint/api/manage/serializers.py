@@ -14,6 +14,7 @@ from endpoint.core.strategies import normalize_strategy
 from keys.expiry import HINT as EXPIRY_HINT
 from keys.expiry import parse_valid_until
 from keys.models import ApiKey
+from keys.user_keys import NO_CREDITS
 from logs.models import OUTCOMES, MinerResponse, Request
 from logs.queries import first_prompt
 
@@ -244,11 +245,10 @@ UserCreatedKeySerializer = shown_once("UserCreatedKeySerializer", UserKeySeriali
 class UserKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     credits = serializers.IntegerField(
-        min_value=0,
+        min_value=1,
         max_value=MAX_CREDITS,
-        required=False,
-        default=0,
-        help_text="Credits moved from your chat balance onto the new key (402 when the balance is short).",
+        error_messages={"min_value": NO_CREDITS, "required": NO_CREDITS},
+        help_text="Credits moved from your chat balance onto the new key, at least 1 (402 when the balance is short).",
     )
 
 

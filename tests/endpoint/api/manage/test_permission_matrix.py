@@ -80,7 +80,7 @@ ROUTES = (
     Route("api", "DELETE", "/api/admin/ratelimits/rules/0/?key={key}", OPERATORS, 200),
     # --- /api/keys/: a signed-in user's own keys ----------------------------------------
     Route("mine", "GET", "/api/keys/", SIGNED_IN, 200),
-    Route("mine", "POST", "/api/keys/", SIGNED_IN, 201, {"name": "laptop"}),
+    Route("mine", "POST", "/api/keys/", SIGNED_IN, 201, {"name": "laptop", "credits": 1}),
     Route("mine", "GET", "/api/keys/{own}/", SIGNED_IN, 200),
     Route("mine", "DELETE", "/api/keys/{own}/", SIGNED_IN, 204),
     Route("mine", "GET", "/api/keys/{other}/", SIGNED_IN, 404),

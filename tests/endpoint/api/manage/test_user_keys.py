@@ -47,6 +47,16 @@ def test_create_beyond_the_balance_is_402(user_api, user, settings):
     assert user_api.post("/api/keys/", {"name": ""}, format="json").status_code == 400
 
 
+def test_a_key_without_credits_is_refused_and_nothing_moves(user_api, user, settings):
+    settings.CHAT_SIGNUP_CREDITS = 10
+    for body in ({"name": "empty", "credits": 0}, {"name": "empty"}):
+        r = user_api.post("/api/keys/", body, format="json")
+        assert r.status_code == 400
+        assert "A new key needs at least 1 credit" in str(r.json())
+    assert not ApiKey.objects.filter(name="empty").exists()
+    assert chat_account(user).key.credits == 10
+
+
 def test_revoke_disables_the_key_and_refunds_its_credits(user_api, user, settings):
     settings.CHAT_SIGNUP_CREDITS = 100
     made = user_api.post("/api/keys/", {"name": "temp", "credits": 40}, format="json").json()
