@@ -1,10 +1,11 @@
-"""The UID picker searches neurons by the operator's description and tags and
-shows how each has answered lately."""
+"""The UID picker searches neurons by uid, the operator's description and
+tags, or hotkey, and shows how each has answered lately."""
 
 from __future__ import annotations
 
 import pytest
 
+from endpoint.core.db import run_db
 from endpoint.core.models import Neuron
 
 from .events import events
@@ -27,6 +28,21 @@ async def test_search_by_tag_and_description(browser_for, alice, described):
     assert [(n["uid"], n["tags"]) for n in by_words] == [(5, ["code", "python"])]
     everyone = (await me.client.get("/app/neurons/")).json()["neurons"]
     assert [n["uid"] for n in everyone] == list(range(8))
+
+
+async def test_search_by_full_or_partial_hotkey(browser_for, alice, described):
+    me = await browser_for(alice)
+    hotkey = (await run_db(lambda: Neuron.objects.get(uid=5))).hotkey
+
+    async def found(q: str) -> list[int]:
+        return [n["uid"] for n in (await me.client.get("/app/neurons/", params={"q": q})).json()["neurons"]]
+
+    assert await found(hotkey) == [5]
+    assert await found(hotkey[10:22]) == [5]  # a piece from its middle
+    assert await found(hotkey[-8:].lower()) == [5]  # typed in the wrong case
+    assert await found(f"python {hotkey[:12]}") == [5]  # with a tag
+    assert await found(f"translation {hotkey[:12]}") == []
+    assert await found("5Zzzzzzzzzzzz") == []
 
 
 async def test_recent_success_rate_and_latency_are_shown(browser_for, alice, described, network):
