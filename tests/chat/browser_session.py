@@ -65,7 +65,20 @@ STICKING_OUT = """() => {
 }"""
 
 
+# Boxes inside the page that scroll sideways, but for those meant to: code,
+# tables, form fields, and one-line text cut with an ellipsis.
+SCROLLING_SIDEWAYS = """() => [...document.body.querySelectorAll("*")].filter(el => {
+  const style = getComputedStyle(el);
+  return style.overflowX !== "visible" && style.textOverflow !== "ellipsis" && el.clientWidth > 1
+    && el.scrollWidth > el.clientWidth + 1 && !el.matches("pre, table, .table-wrap, input, textarea, select");
+}).map(el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + el.className)"""
+
+
 def assert_fits_width(page) -> None:
     """No sideways scrolling and nothing cut off at the page's current width."""
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    assert page.evaluate(STICKING_OUT) == []
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"{page.url} is {widths[0]} px wide in a {widths[1]} px window"
+    out = page.evaluate(STICKING_OUT)
+    assert not out, f"{page.url}: past the right edge: {out}"
+    sideways = page.evaluate(SCROLLING_SIDEWAYS)
+    assert not sideways, f"{page.url}: scrolls sideways inside: {sideways}"
