@@ -76,6 +76,7 @@ SCROLLING_SIDEWAYS = """() => [...document.body.querySelectorAll("*")].filter(el
 
 def assert_fits_width(page) -> None:
     """No sideways scrolling and nothing cut off at the page's current width."""
+    page.wait_for_load_state()  # after a click, measure the new page once its stylesheet is in
     widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert widths[0] <= widths[1], f"{page.url} is {widths[0]} px wide in a {widths[1]} px window"
     out = page.evaluate(STICKING_OUT)
