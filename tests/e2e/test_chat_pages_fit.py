@@ -59,6 +59,8 @@ def test_account_pages_fit(page, live_server_url, check):
     check("emails", page.get_by_role("button", name="Add Email"))
     page.goto(live_server_url + "/accounts/password/change/")
     check("password-change", page.get_by_role("button", name="Change Password"))
+    page.goto(live_server_url + "/accounts/3rdparty/")
+    check("connected-accounts", page.get_by_role("heading", level=1))
 
 
 def test_conversation_and_miner_search_fit(page, live_server_url, network, check):
