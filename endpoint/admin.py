@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from endpoint.core.admin_forms import RateLimitRulesField
@@ -98,18 +99,18 @@ def run_metagraph_sync(model_admin: admin.ModelAdmin, request: HttpRequest) -> N
 @admin.register(Neuron)
 class NeuronAdmin(admin.ModelAdmin):
     form = NeuronForm
+    # Short labels and a clipped hotkey, validator permits in the filters only: the list fits 1280 px.
     list_display = (
         "uid",
-        "hotkey",
+        "hotkey_short",
         "axon",
-        "incentive",
+        "incentive_shown",
         "success_24h",
         "p50_24h",
         "calls_24h",
         "cancelled_24h",
         "live_routing",
         "active",
-        "validator_permit",
     )
     list_filter = ("active", "validator_permit", "netuid")
     search_fields = ("=uid", "hotkey", "coldkey", "description")
@@ -118,7 +119,8 @@ class NeuronAdmin(admin.ModelAdmin):
     actions = ("sync_metagraph_now",)
     fieldsets = (
         (None, {"fields": ("netuid", "uid", "hotkey", "coldkey", "axon")}),
-        ("Metagraph", {"fields": ("incentive", "trust", "stake", "validator_permit", "active", "last_update")}),
+        ("Metagraph", {"fields": ("incentive_shown", "trust_shown", "stake_shown", "validator_permit", "active")}),
+        (None, {"fields": ("last_update",)}),
         ("Operator's notes", {"fields": ("description", "tags")}),
     )
     readonly_fields = (
@@ -127,9 +129,9 @@ class NeuronAdmin(admin.ModelAdmin):
         "hotkey",
         "coldkey",
         "axon",
-        "incentive",
-        "trust",
-        "stake",
+        "incentive_shown",
+        "trust_shown",
+        "stake_shown",
         "validator_permit",
         "active",
         "last_update",
@@ -144,26 +146,42 @@ class NeuronAdmin(admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return NeuronChangeList
 
-    @admin.display(description="success 24h")
+    @admin.display(description="hotkey", ordering="hotkey")
+    def hotkey_short(self, neuron: Neuron) -> str:
+        return format_html('<code title="{}">{}…{}</code>', neuron.hotkey, neuron.hotkey[:6], neuron.hotkey[-4:])
+
+    @admin.display(description="incentive", ordering="incentive")
+    def incentive_shown(self, neuron: Neuron) -> str:
+        return f"{neuron.incentive:.4f}"
+
+    @admin.display(description="trust", ordering="trust")
+    def trust_shown(self, neuron: Neuron) -> str:
+        return f"{neuron.trust:.4f}"
+
+    @admin.display(description="stake", ordering="stake")
+    def stake_shown(self, neuron: Neuron) -> str:
+        return f"{neuron.stake:,.2f}"
+
+    @admin.display(description="success")
     def success_24h(self, neuron: Neuron) -> str:
         rate = getattr(neuron, "stats_24h", {}).get("success_rate")
         return "–" if rate is None else f"{rate * 100:.1f}%"
 
-    @admin.display(description="p50 24h")
+    @admin.display(description="p50")
     def p50_24h(self, neuron: Neuron) -> str:
         p50 = getattr(neuron, "stats_24h", {}).get("p50_ms")
         return "–" if p50 is None else f"{p50:,.0f} ms"
 
-    @admin.display(description="calls 24h")
+    @admin.display(description="calls")
     def calls_24h(self, neuron: Neuron) -> int:
         return getattr(neuron, "stats_24h", {}).get("requests", 0)
 
-    @admin.display(description="cancelled 24h")
+    @admin.display(description="cancelled")
     def cancelled_24h(self, neuron: Neuron) -> int:
         """Calls stopped because another miner answered first: in the calls, not in the success rate."""
         return getattr(neuron, "stats_24h", {}).get("cancelled", 0)
 
-    @admin.display(description="live (best:N)")
+    @admin.display(description="live")
     def live_routing(self, neuron: Neuron) -> str:
         """The figures routing uses now: weighted success and latency, in flight, cool-down."""
         live = getattr(neuron, "live", {})

@@ -1,6 +1,7 @@
 import threading
 
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.core.signals import request_finished
 from django.db import connections
 from django.db.models.signals import post_save, pre_save
@@ -19,6 +20,7 @@ def close_page_connections(**kwargs) -> None:
 
 
 class EndpointConfig(AppConfig):
+    default = True
     name = "endpoint"
     default_auto_field = "django.db.models.BigAutoField"
 
@@ -35,3 +37,25 @@ class EndpointConfig(AppConfig):
         pre_save.connect(reencrypt_on_save, sender=config, dispatch_uid="endpoint.reencrypt_on_save")
         post_save.connect(config_saved, sender=config, dispatch_uid="endpoint.config_saved")
         on_change("config", forget_runtime_config)
+
+
+class ConsoleAdminConfig(admin_apps.AdminConfig):
+    """Django's admin as the operator's console: its own name, and without the
+    models nobody manages there (tokens come from `drf_create_token`, OAuth
+    apps from the environment)."""
+
+    default = False  # named in INSTALLED_APPS; EndpointConfig stays this module's default
+
+    def ready(self) -> None:
+        super().ready()  # registers every app's admin
+        from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
+        from django.contrib import admin
+        from rest_framework.authtoken.models import TokenProxy
+
+        admin.site.site_header = admin.site.site_title = "Validator Endpoint"
+        admin.site.index_title = "Operator's console"
+        # Its 300 px would leave a laptop's lists too narrow; the index and the breadcrumbs lead everywhere.
+        admin.site.enable_nav_sidebar = False
+        for model in (SocialApp, SocialAccount, SocialToken, TokenProxy):
+            if admin.site.is_registered(model):
+                admin.site.unregister(model)

@@ -46,7 +46,7 @@ if not DEBUG and not ALLOWED_HOSTS:
     )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "endpoint.apps.ConsoleAdminConfig",  # Django's admin, branded, without the apps nobody uses there
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "rest_framework.authtoken",  # admin tokens for /api/admin/ scripts (staff only)
     "django_filters",
+    "rangefilter",  # the request logs' from/to date filter
     "corsheaders",
     "endpoint",
     "keys",
@@ -160,6 +161,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates as 2026-12-02 19:45:07 in every page (the admin's lists and details):
+# Django's English format shows times to the minute. REST and CSV use ISO 8601.
+FORMAT_MODULE_PATH = "endpoint.core.formats"
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

@@ -17,14 +17,17 @@ from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Coalesce, NullIf
-from django.http import HttpRequest, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
+from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 
 from endpoint.core import errors
+from endpoint.core.admin_display import clipped
 from endpoint.core.request_ids import CLIENT_ID, log_id
 
 from .conversation import conversation_html
+from .key_filter import KeyFilter, key_choices, key_filter_media
 from .models import MinerResponse, Request
 from .queries import first_prompt
 
@@ -120,7 +123,7 @@ class ReadOnlyMixin:
 class MinerResponseInline(ReadOnlyMixin, admin.TabularInline):
     model = MinerResponse
     extra = 0
-    fields = ("uid", "hotkey", "result", "status", "response_ms", "response", "error")
+    fields = ("uid", "hotkey", "result", "status", "answered_in", "response", "error")
     readonly_fields = fields
     ordering = ("uid",)
 
@@ -130,16 +133,21 @@ class MinerResponseInline(ReadOnlyMixin, admin.TabularInline):
         # answered first did not fail.
         return miner.outcome
 
+    @admin.display(description="time")
+    def answered_in(self, miner: MinerResponse) -> str:
+        return f"{miner.response_ms:,.0f} ms"
+
 
 @admin.register(Request)
 class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("started_at", "route", "status", "api_error", "who", "credits_charged", "elapsed", "prompt")
+    # Short labels and clipped key and prompt cells: the list fits 1280 px beside the filters.
+    list_display = ("started", "route", "status", "error", "who", "credits", "elapsed", "prompt")
     list_filter = (
         StatusFilter,
         ErrorCodeFilter,
-        ("key", admin.RelatedFieldListFilter),
+        KeyFilter,
         RouteFilter,
-        ("started_at", admin.DateFieldListFilter),
+        ("started_at", DateRangeQuickSelectListFilterBuilder(title="date")),
     )
     list_select_related = ("key",)
     search_fields = ("messages", "=key__prefix")
@@ -163,7 +171,7 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "credits_charged",
         "prompt_tokens",
         "completion_tokens",
-        "elapsed_ms",
+        "elapsed",
         "client_ip",
         "client_request_id",
         "conversation",
@@ -181,13 +189,31 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
             found = found | queryset.filter(client_request_id=term)
         return found, duplicates
 
+    @property
+    def media(self) -> Any:
+        return super().media + key_filter_media(self.admin_site)
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, request_log: Request) -> Any:
+        return request_log.started_at
+
+    @admin.display(description="error", ordering="api_error")
+    def error(self, request_log: Request) -> str:
+        return clipped(request_log.api_error, "error")
+
+    @admin.display(description="credits", ordering="credits_charged")
+    def credits(self, request_log: Request) -> str:
+        return f"{request_log.credits_charged:,}"
+
     @admin.display(description="key", ordering="key_prefix")
     def who(self, request_log: Request) -> str:
         """The key as it was when it made the call; marked when deleted since."""
         if not request_log.key_prefix:
-            return str(request_log.key) if request_log.key_id else "-"
-        shown = f"{request_log.key_name or 'key'} ({request_log.key_prefix}…)"
-        return shown if request_log.key_id else f"{shown}, deleted"
+            shown = str(request_log.key) if request_log.key_id else "-"
+        else:
+            shown = f"{request_log.key_name or 'key'} ({request_log.key_prefix}…)"
+            shown = shown if request_log.key_id else f"{shown}, deleted"
+        return clipped(shown, "who")
 
     @admin.display(description="elapsed", ordering="elapsed_ms")
     def elapsed(self, request_log: Request) -> str:
@@ -196,7 +222,7 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="prompt")
     def prompt(self, request_log: Request) -> str:
         text = first_prompt(request_log.messages)
-        return text if len(text) <= 80 else text[:79] + "…"
+        return clipped(text if len(text) <= 300 else text[:299] + "…", "prompt")
 
     @admin.display(description="messages")
     def conversation(self, request_log: Request) -> str:
@@ -210,7 +236,14 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
             self.admin_site.admin_view(self.export_csv),
             name=f"{self.opts.app_label}_{self.opts.model_name}_export",
         )
-        return [export, *super().get_urls()]
+        keys = path("keys/", self.admin_site.admin_view(self.keys_view), name="logs_request_keys")
+        return [export, keys, *super().get_urls()]
+
+    def keys_view(self, request: HttpRequest) -> HttpResponse:
+        """The key filter's choices, for whoever may read the logs."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return key_choices(request)
 
     def export_csv(self, request: HttpRequest) -> StreamingHttpResponse:
         """The changelist's rows (same filters, same search), all of them, as

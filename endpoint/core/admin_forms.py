@@ -17,7 +17,9 @@ BLANK_ROWS = 3  # room for new rules under the existing ones
 
 
 def _as_pairs(value: Any) -> list[tuple[str, str]]:
-    """Rows to show: stored rules (dicts) or what was typed (pairs)."""
+    """Rows to show: stored rules (dicts) or what was typed (pairs), blank
+    rows left out: a form shown again after an error adds its own blanks
+    once, instead of keeping the submitted ones and adding more."""
     pairs = []
     for rule in value or []:
         if isinstance(rule, dict):
@@ -25,7 +27,7 @@ def _as_pairs(value: Any) -> list[tuple[str, str]]:
         else:
             times, seconds = rule
             pairs.append(("" if times is None else str(times), "" if seconds is None else str(seconds)))
-    return pairs
+    return [(times, seconds) for times, seconds in pairs if times.strip() or seconds.strip()]
 
 
 class RateLimitRulesWidget(forms.Widget):
@@ -73,8 +75,6 @@ class RateLimitRulesField(forms.Field):
         rules, problems = [], []
         for number, (times, seconds) in enumerate(_as_pairs(value), start=1):
             times, seconds = times.strip(), seconds.strip()
-            if not times and not seconds:
-                continue  # a blank or cleared row
             rule = {}
             for name, raw in (("times", times), ("seconds", seconds)):
                 try:

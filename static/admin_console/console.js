@@ -35,3 +35,10 @@ document.addEventListener("click", async (event) => {
   button.classList.toggle("copied", copied);
   setTimeout(() => { button.textContent = label; button.classList.remove("copied"); }, 2000);
 });
+
+// The request logs' key filter: choosing (or clearing) a key reloads the list
+// with it. select2 reports the choice through jQuery, not a DOM event.
+window.addEventListener("load", () => {
+  if (!window.django || !django.jQuery) return;
+  django.jQuery("form.key-filter select").on("change", function () { this.form.submit(); });
+});
