@@ -119,8 +119,10 @@ class NeuronAdmin(admin.ModelAdmin):
     actions = ("sync_metagraph_now",)
     fieldsets = (
         (None, {"fields": ("netuid", "uid", "hotkey", "coldkey", "axon")}),
-        ("Metagraph", {"fields": ("incentive_shown", "trust_shown", "stake_shown", "validator_permit", "active")}),
-        (None, {"fields": ("last_update",)}),
+        (
+            "Metagraph",
+            {"fields": ("incentive_shown", "trust_shown", "stake_shown", "validator_permit", "active", "last_update")},
+        ),
         ("Operator's notes", {"fields": ("description", "tags")}),
     )
     readonly_fields = (
