@@ -1,17 +1,20 @@
 """The console in Chromium at a laptop's 1280 px and a desktop's 1440 px:
 every page fits the window (no sideways scrolling, in the page or in a list)
-and the columns an operator reads last are on screen. A screenshot of each
-page is kept in the test's tmp_path."""
+and the columns an operator reads last are on screen; a screenshot of each
+page is kept in the test's tmp_path. The request logs' key and date filters
+are used as an operator would."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from endpoint.core.models import EndpointConfig, Neuron
 from endpoint.core.redis_clients import close_async_redis
@@ -113,3 +116,27 @@ def test_every_console_page_fits_the_window(page, live_server_url, busy_console,
         for column in columns:
             box = page.locator(f"#result_list th.column-{column}").bounding_box()
             assert box is not None and box["x"] + box["width"] <= width, (name, column, box)
+
+
+def test_the_key_and_date_filters_narrow_the_request_list(page, live_server_url, busy_console):
+    needle = ApiKeyFactory(name="needle in the haystack")
+    RequestLogFactory(key=needle, started_at=timezone.now() - timedelta(days=3))
+    sign_in(page, live_server_url, "operator")
+    page.goto(live_server_url + "/admin/logs/request/")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(31)
+
+    page.locator("#key-filter + .select2 .select2-selection").click()
+    page.locator(".select2-search__field").fill("needle")
+    page.locator(".select2-results__option", has_text="needle in the haystack").click()
+    page.wait_for_url(re.compile(rf"key__id__exact={needle.pk}"))
+    expect(rows).to_have_count(1)
+    expect(page.locator("#key-filter + .select2")).to_contain_text("needle in the haystack")
+
+    page.goto(live_server_url + "/admin/logs/request/")
+    today = timezone.localdate()
+    page.locator('input[name="started_at__range__gte"]').fill((today - timedelta(days=1)).isoformat())
+    page.locator('input[name="started_at__range__lte"]').fill(today.isoformat())
+    page.locator('.admindatefilter input[type="submit"]').click()
+    page.wait_for_url(re.compile("started_at__range__gte="))
+    expect(rows).to_have_count(30)  # not the needle's, three days ago

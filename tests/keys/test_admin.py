@@ -225,3 +225,59 @@ def test_deleting_a_key_removes_it(console):
     response = console.post(f"{KEYS}{key.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def state_cell(page: str, name: str) -> str:
+    row = next(row for row in page.split("<tr") if f">{name}<" in row)
+    return re.search(r'<td class="field-state">(.*?)</td>', row).group(1)
+
+
+def test_an_expired_key_is_marked_expired_not_with_a_green_check(console):
+    now = timezone.now()
+    ApiKeyFactory(name="old", expires_at=now - timedelta(minutes=1))
+    ApiKeyFactory(name="off", enabled=False)
+    ApiKeyFactory(name="good", expires_at=now + timedelta(days=1))
+    page = console.get(KEYS).text
+    assert "icon-no.svg" in state_cell(page, "old") and "expired" in state_cell(page, "old")
+    assert "icon-no.svg" in state_cell(page, "off") and "disabled" in state_cell(page, "off")
+    assert "icon-yes.svg" in state_cell(page, "good") and "active" in state_cell(page, "good")
+
+
+def test_key_times_are_shown_to_the_second(console):
+    ApiKeyFactory(name="used", last_used_at=timezone.now().replace(hour=9, minute=5, second=7, microsecond=0))
+    page = console.get(KEYS).text
+    assert re.search(r"\d{4}-\d\d-\d\d 09:05:07", page)
+
+
+RULE_ROW = re.compile(r'name="rate_limits-(\d+)-times" value="([^"]*)".*?name="rate_limits-\1-seconds" value="([^"]*)"')
+
+
+def test_rate_limit_rows_stay_as_typed_after_an_error(console):
+    """The form comes back with the operator's rows and three blank ones,
+    however many times it is sent with a mistake: blank rows never pile up."""
+    key = ApiKeyFactory(rate_limits=[{"times": 5, "seconds": 1}])
+    shown = [("5", "1"), ("", ""), ("", ""), ("", "")]  # as the change page first shows it
+    assert RULE_ROW.findall(console.get(f"{KEYS}{key.pk}/change/").text) == [
+        (str(i), *row) for i, row in enumerate(shown)
+    ]
+    shown[1] = ("0", "60")  # a bad rule typed into the first blank row
+    for _ in range(2):
+        rows = {
+            f"rate_limits-{i}-{part}": value
+            for i, row in enumerate(shown)
+            for part, value in zip(("times", "seconds"), row, strict=True)
+        }
+        response = change(console, key, **{"rate_limits-rows": str(len(shown)), **rows})
+        assert response.status_code == 200
+        assert "Rule 2: requests and seconds must both be whole numbers of at least 1." in response.text
+        again = RULE_ROW.findall(response.text)
+        assert [(times, seconds) for _, times, seconds in again] == [
+            ("5", "1"),
+            ("0", "60"),
+            ("", ""),
+            ("", ""),
+            ("", ""),
+        ]
+        shown = [(times, seconds) for _, times, seconds in again]
+    key.refresh_from_db()
+    assert key.rate_limits == [{"times": 5, "seconds": 1}]
