@@ -94,6 +94,8 @@ def fits(page) -> dict:
 @pytest.mark.parametrize("width", [1280, 1440])
 def test_every_console_page_fits_the_window(page, live_server_url, busy_console, tmp_path, width):
     page.set_viewport_size({"width": width, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
     sign_in(page, live_server_url, "operator")
     key, log = busy_console["key"], busy_console["log"]
     pages = {
@@ -116,6 +118,7 @@ def test_every_console_page_fits_the_window(page, live_server_url, busy_console,
         for column in columns:
             box = page.locator(f"#result_list th.column-{column}").bounding_box()
             assert box is not None and box["x"] + box["width"] <= width, (name, column, box)
+    assert errors == []  # no page's script failed
 
 
 def test_the_key_and_date_filters_narrow_the_request_list(page, live_server_url, busy_console):
