@@ -39,16 +39,19 @@ class KeyFilter(admin.SimpleListFilter):
         return True
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if not value:
+        if not self.value():
             return queryset
-        if not value.isdigit():
-            raise IncorrectLookupParameters(f"unknown key {value!r}")
-        return queryset.filter(key_id=int(value))
+        if self.key_id() is None:
+            raise IncorrectLookupParameters(f"unknown key {self.value()!r}")
+        return queryset.filter(key_id=self.key_id())
+
+    def key_id(self) -> int | None:
+        value = self.value() or ""
+        return int(value) if value.isascii() and value.isdigit() else None
 
     def choices(self, changelist: Any) -> Any:
         value = self.value()
-        chosen = ApiKey.objects.filter(pk=value).first() if value and value.isdigit() else None
+        chosen = ApiKey.objects.filter(pk=self.key_id()).first() if self.key_id() is not None else None
         yield {
             "value": value or "",
             "label": str(chosen) if chosen else "",
