@@ -7,6 +7,8 @@ pixels, no requests on a reader's behalf), no attribute that can carry script.""
 
 from __future__ import annotations
 
+import html
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -41,3 +43,9 @@ def render_markdown(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def plain_text(text: str) -> str:
+    """The words a reader of ``text`` (markdown) sees, without its markup:
+    for a title made from a message."""
+    return html.unescape(nh3.clean(_markdown.render(text or ""), tags=set()))

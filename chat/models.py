@@ -53,7 +53,8 @@ class Message(models.Model):
     response_ms = models.FloatField(null=True, blank=True)
     failed = models.JSONField(default=list, blank=True)  # [{"uid", "responder_hotkey", "error"}]
     others = models.JSONField(default=list, blank=True)  # further answers when every miner was asked
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True)  # why no answer came, or why it was cut short
+    stopped = models.BooleanField(default=False)  # the reader stopped it before its end
     request_id = models.UUIDField(null=True, blank=True)  # the request log row
     created_at = models.DateTimeField(auto_now_add=True)
 

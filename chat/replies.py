@@ -6,20 +6,26 @@ dispatch, holds credits on the user's chat key, queries the miners and writes
 the request log. The page reads the answer as newline-delimited JSON events:
 
     {"event": "conversation", "id", "title", "url"}
-    {"event": "start", "uid", "hotkey", "failed": [...]}     (streamed answers)
+    {"event": "prompt", "html"}                               (the user's message, as stored)
+    {"event": "start", "id", "uid", "hotkey", "failed": [...]}  (streamed answers)
     {"event": "delta", "text"}                                (as it arrives)
     {"event": "done", "html", "balance"}                      (the stored answer, rendered)
-    {"event": "error", "message"}                             (the answer was cut short)
 
 Errors before any answer (429, 402, 502, 503…) are a JSON body with the
-status instead: {"error", "code", "retry_after"?, "html"?, "conversation"?}.
+status instead: {"error", "code", "retry_after"?, "conversation", "prompt_html",
+"html"}, the answer that never came kept with its error in the conversation.
+Bad input (400) and another user's conversation (404) change nothing.
+
+A reader who stops an answer (the page aborts its fetch) ends the request:
+the gateway logs it as 499 and charges what it had charged, once; the part
+of the answer said so far is kept, marked stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +35,6 @@ from django.urls import reverse
 
 from endpoint.core import errors
 from endpoint.core.db import run_db
-from endpoint.core.strategies import Strategy
 from endpoint.gateway import ChatStream, GatewayCall, Prompt
 from endpoint.network.dispatch import Dispatch
 from endpoint.network.protocol import delta_text
@@ -37,111 +42,12 @@ from keys.models import ApiKey
 
 from . import services
 from .models import Conversation, Message
+from .options import ChatOptions
 
 log = logging.getLogger(__name__)
 
 ROUTE = "chat-ui"
-MAX_MINERS = 1024  # more than any subnet has: Top N, In parallel and the UIDs listed
-MAX_UID = 65_535  # uids are 16-bit on chain
-UIDS_USAGE = "UIDs must be whole numbers, e.g. 1, 4, 7."
-STRATEGIES = ("auto", "top_n", "best", "uids")
-
-
-class NoSuchConversation(errors.ApiError):
-    status, code = 404, "NotFound"
-    detail = "No such conversation."
-
-
-@dataclass(frozen=True)
-class ChatOptions:
-    """The settings panel: which miners, and how they are asked.
-
-    Every field the page sends is checked, used by the chosen strategy or
-    not, so a mistyped field is explained rather than silently ignored. The
-    page sends numbers as its fields' text; empty text is a field left blank."""
-
-    strategy: Strategy | None = None  # None: auto (the key's default, else the config's)
-    respond_on_first_success: bool = True
-    in_parallel: int | None = None
-
-    @classmethod
-    def parse(cls, data: Any) -> ChatOptions:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise errors.ChatInputError("The settings must be an object of named fields.")
-        kind = _strategy_kind(data.get("strategy"))
-        top_n = _count(data.get("top_n"), "Top N")
-        uids = _uid_list(data.get("uids"))
-        in_parallel = _count(data.get("in_parallel"), "In parallel", zero_is_blank=True)
-        first_success = data.get("respond_on_first_success", True)
-        if not isinstance(first_success, bool):
-            raise errors.ChatInputError("Respond on first success must be true or false.")
-        strategy: Strategy | None = None
-        if kind in ("top_n", "best"):  # best: by live success and speed; the same N field
-            if top_n is None:
-                raise errors.ChatInputError(f"Top N must be a whole number from 1 to {MAX_MINERS}.")
-            strategy = Strategy(top_n=top_n) if kind == "top_n" else Strategy(best=top_n)
-        elif kind == "uids":
-            if not uids:
-                raise errors.ChatInputError("Pick at least one UID (0 or more).")
-            strategy = Strategy(uids=uids)
-        return cls(strategy=strategy, respond_on_first_success=first_success, in_parallel=in_parallel)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _strategy_kind(value: Any) -> str:
-    if _blank(value):
-        return "auto"
-    if not isinstance(value, str) or value not in STRATEGIES:
-        raise errors.ChatInputError("Strategy must be auto, top_n, best or uids.")
-    return value
-
-
-def _whole(value: Any, largest: int) -> int | None:
-    """``value`` as a whole number from 0 to ``largest``, from a JSON number
-    or a field's text; None if it is anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        value = int(text) if text.isascii() and text.isdigit() and len(text) <= len(str(largest)) else None
-    if not isinstance(value, int) or not 0 <= value <= largest:
-        return None
-    return value
-
-
-def _count(value: Any, name: str, *, zero_is_blank: bool = False) -> int | None:
-    """A count of miners (None when left blank)."""
-    if _blank(value):
-        return None
-    number = _whole(value, MAX_MINERS)
-    if number == 0 and zero_is_blank:
-        return None
-    if not number:
-        raise errors.ChatInputError(f"{name} must be a whole number from 1 to {MAX_MINERS}.")
-    return number
-
-
-def _uid_list(value: Any) -> tuple[int, ...]:
-    """The UIDs field: a list of numbers, or text such as "1, 4, 7"."""
-    if _blank(value):
-        return ()
-    if isinstance(value, str):
-        parts: list[Any] = [p for p in value.replace(" ", ",").split(",") if p]
-    elif isinstance(value, list):
-        parts = value
-    else:
-        raise errors.ChatInputError(UIDS_USAGE)
-    if len(parts) > MAX_MINERS:
-        raise errors.ChatInputError(f"Pick at most {MAX_MINERS} UIDs.")
-    uids = [_whole(p, MAX_UID) for p in parts]
-    if any(uid is None for uid in uids):
-        raise errors.ChatInputError(UIDS_USAGE)
-    return tuple(dict.fromkeys(uids))
+CUT_SHORT = "The miner stopped before the end of its answer."
 
 
 @dataclass
@@ -187,36 +93,25 @@ def _user_message(exc: errors.ApiError) -> str:
     return exc.detail
 
 
-def _owned_conversation(user, conversation_id: int | None) -> Conversation | None:
-    if conversation_id is None:
-        return None
-    conversation = Conversation.objects.of(user).filter(pk=conversation_id).first()
-    if conversation is None:
-        raise NoSuchConversation()
-    return conversation
+def _opening(turn: services.Turn) -> list[bytes]:
+    return [
+        _event(event="conversation", **_conversation_json(turn.conversation)),
+        _event(event="prompt", html=render_message(turn.prompt)),
+    ]
 
 
-def _record_prompt(user, conversation: Conversation | None, text: str) -> tuple[Conversation, list[dict]]:
-    if conversation is None:
-        conversation = services.new_conversation(user, title=text)
-    services.add_user_message(conversation, text)
-    return conversation, services.history(conversation)
-
-
-async def ask(request, user, conversation_id: int | None, text: Any, options: ChatOptions) -> Reply:
-    """Send ``text`` (with the conversation so far) to the miners the options name."""
-    text = services.prompt_text(text)
-    conversation = await run_db(_owned_conversation, user, conversation_id)
-    account = await run_db(services.chat_account, user)
-    key = account.key
+async def ask(request, user, record: Callable[[], services.Turn], options: ChatOptions) -> Reply:
+    """Record what the page asks (``record``: a new message, an edited one, or
+    one to answer again) and send the conversation to the miners the options name."""
+    turn = await run_db(record)
+    key = (await run_db(services.chat_account, user)).key
     call: GatewayCall | None = None
     try:
         async with GatewayCall(request, route=ROUTE) as call:
             # The chat key is the user's own, so this counts on the user's counter (see admit).
             await call.admit(key)
-            conversation, messages = await run_db(_record_prompt, user, conversation, text)
             prompt = Prompt(
-                messages=messages,
+                messages=turn.history,
                 strategy=options.strategy,
                 in_parallel=options.in_parallel,
                 respond_on_first_success=options.respond_on_first_success,
@@ -224,32 +119,39 @@ async def ask(request, user, conversation_id: int | None, text: Any, options: Ch
             if options.respond_on_first_success:
                 stream = await call.open_stream(key, prompt)
                 call.hand_off()  # the stream writes the log when it ends
-                return Reply(events=_streamed(call, stream, conversation, key.pk), headers=call.response_headers())
+                return Reply(events=_streamed(call, stream, turn, key.pk), headers=call.response_headers())
             outcome = await call.answer(key, prompt)
-        return Reply(events=_answered(call, outcome, conversation, key.pk), headers=call.response_headers())
+        return Reply(events=_answered(call, outcome, turn, key.pk), headers=call.response_headers())
     except errors.ApiError as exc:
-        return await _refused(exc, call, conversation)
+        return await _refused(exc, call, turn)
+    except asyncio.CancelledError:
+        # Stopped while the miners were being asked: kept so, like an answer cut short.
+        request_id = call.log.id if call else None
+        await asyncio.shield(run_db(services.add_answer, turn.conversation, stopped=True, request_id=request_id))
+        raise
 
 
-async def _refused(exc: errors.ApiError, call: GatewayCall | None, conversation: Conversation | None) -> Reply:
+async def _refused(exc: errors.ApiError, call: GatewayCall | None, turn: services.Turn) -> Reply:
+    """No answer: kept in the conversation with why, so a reload shows it (and its Retry)."""
     body: dict[str, Any] = {**errors.page_body(exc), "error": _user_message(exc)}
-    headers = dict(exc.headers())
-    if conversation is not None:
-        body["conversation"] = _conversation_json(conversation)
-    if isinstance(exc, errors.AllMinersFailed) and conversation is not None:
-        # Kept in the conversation, so the reader sees later which miners failed.
-        failed = [
-            {"uid": f.get("uid"), "responder_hotkey": f.get("responder_hotkey"), "error": f.get("error")}
-            for f in exc.extra.get("failed_responses", [])
-        ]
+    body["conversation"] = _conversation_json(turn.conversation)
+    body["prompt_html"] = render_message(turn.prompt)
+    failed = [
+        {"uid": f.get("uid"), "responder_hotkey": f.get("responder_hotkey"), "error": f.get("error")}
+        for f in exc.extra.get("failed_responses", [])
+    ]
+    try:
         message = await run_db(
             services.add_answer,
-            conversation,
+            turn.conversation,
             failed=failed,
             error=body["error"],
             request_id=call.log.id if call else None,
         )
         body["html"] = render_message(message)
+    except Exception:
+        log.exception("could not keep the failed answer in conversation %s", turn.conversation.pk)
+    headers = dict(exc.headers())
     headers.pop("WWW-Authenticate", None)  # the page's session is fine; the chat key is not the user's doing
     return Reply(status=exc.status, body=body, headers=headers)
 
@@ -258,14 +160,12 @@ def _balance(key_id: int) -> int | None:
     return ApiKey.objects.filter(pk=key_id).values_list("credits", flat=True).first()
 
 
-async def _answered(
-    call: GatewayCall, outcome: Dispatch, conversation: Conversation, key_id: int
-) -> AsyncIterator[bytes]:
+async def _answered(call: GatewayCall, outcome: Dispatch, turn: services.Turn, key_id: int) -> AsyncIterator[bytes]:
     """Every miner was asked: the first success is the answer, the rest are shown beside it."""
     first, *others = outcome.successes
     message = await run_db(
         services.add_answer,
-        conversation,
+        turn.conversation,
         content=first.content,
         uid=first.uid,
         hotkey=first.hotkey,
@@ -277,35 +177,43 @@ async def _answered(
         ],
         request_id=call.log.id,
     )
-    yield _event(event="conversation", **_conversation_json(conversation))
+    for event in _opening(turn):
+        yield event
     yield _event(event="done", html=render_message(message), balance=await run_db(_balance, key_id))
 
 
-async def _streamed(
-    call: GatewayCall, stream: ChatStream, conversation: Conversation, key_id: int
-) -> AsyncIterator[bytes]:
+async def _streamed(call: GatewayCall, stream: ChatStream, turn: services.Turn, key_id: int) -> AsyncIterator[bytes]:
     winner = stream.winner
+    failed = _failed(stream.race.failures)
     parts: list[str] = []
-    yield _event(event="conversation", **_conversation_json(conversation))
-    yield _event(event="start", uid=winner.uid, hotkey=winner.hotkey, failed=_failed(stream.race.failures))
+    message: Message | None = None
+    ended = False
     try:
+        for event in _opening(turn):
+            yield event
+        # Stored from the start, so an edit that removes it meanwhile is not undone by its end.
+        message = await run_db(
+            services.add_answer,
+            turn.conversation,
+            uid=winner.uid,
+            hotkey=winner.hotkey,
+            response_ms=winner.response_ms,
+            failed=failed,
+            request_id=call.log.id,
+        )
+        yield _event(event="start", id=message.pk, uid=winner.uid, hotkey=winner.hotkey, failed=failed)
         async for chunk in stream.chunks():
             text = delta_text(chunk)
             if text:
                 parts.append(text)
                 yield _event(event="delta", text=text)
+        ended = True
     finally:
-        # Stored even when the reader left mid-answer, so the conversation shows what was said.
-        store = run_db(
-            services.add_answer,
-            conversation,
-            content="".join(parts),
-            uid=winner.uid,
-            hotkey=winner.hotkey,
-            response_ms=winner.response_ms,
-            failed=_failed(stream.race.failures),
-            error="The miner stopped before the end of its answer." if stream.error else "",
-            request_id=call.log.id,
-        )
+        # Kept even when the reader left or stopped it mid-answer: the conversation shows what was said.
+        said = {"content": "".join(parts), "error": CUT_SHORT if stream.error else "", "stopped": not ended}
+        if message is None:
+            store = run_db(services.add_answer, turn.conversation, uid=winner.uid, hotkey=winner.hotkey, **said)
+        else:
+            store = run_db(services.finish_answer, message, **said)
         message = await asyncio.shield(store)
     yield _event(event="done", html=render_message(message), balance=await run_db(_balance, key_id))

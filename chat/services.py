@@ -7,13 +7,17 @@ field (``endpoint.core.typed_text``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 
 from endpoint.core import typed_text
-from endpoint.core.errors import ChatInputError
+from endpoint.core.errors import ApiError, ChatInputError
 from keys.services import do_create_key
 
+from .markdown import plain_text
 from .models import ChatAccount, Conversation, Message
 
 CHAT_KEY_NAME = "Chat balance"
@@ -49,8 +53,19 @@ def chat_account(user) -> ChatAccount:
 # --- conversations -----------------------------------------------------------------
 
 
+class NoSuchConversation(ApiError):
+    status, code = 404, "NotFound"
+    detail = "No such conversation."
+
+
+class NoSuchMessage(ApiError):
+    status, code = 404, "NotFound"
+    detail = "No such message in this conversation."
+
+
 def title_from(text: str) -> str:
-    line = " ".join((text or "").split())
+    """A conversation's name from its first message: the words, not the markdown."""
+    line = " ".join(plain_text((text or "")[: TITLE_LENGTH * 20]).split())
     if len(line) <= TITLE_LENGTH:
         return line or DEFAULT_TITLE
     return line[: TITLE_LENGTH - 1].rstrip() + "…"
@@ -94,11 +109,88 @@ def add_answer(conversation: Conversation, **fields) -> Message:
     return Message.objects.create(conversation=conversation, role=Message.ASSISTANT, **fields)
 
 
+def finish_answer(message: Message, **fields) -> Message:
+    """An answer started earlier, as it ended. A row an edit removed meanwhile
+    stays removed; the page that was reading it is given the answer anyway."""
+    Message.objects.filter(pk=message.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(message, name, value)
+    return message
+
+
 def history(conversation: Conversation) -> list[dict[str, str]]:
     """The conversation as chat messages for the miners: what was said and
     answered, leaving out answers that never came."""
     rows = conversation.messages.exclude(role=Message.ASSISTANT, content="").values_list("role", "content")
     return [{"role": role, "content": content} for role, content in rows]
+
+
+# --- turns: what the page asks the miners to answer ---------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    conversation: Conversation
+    prompt: Message  # the user's message to answer
+    history: list[dict[str, str]]
+
+
+def _owned(user, conversation_id: int) -> Conversation:
+    # Locked: two tabs rewriting one conversation take turns.
+    conversation = Conversation.objects.of(user).select_for_update().filter(pk=conversation_id).first()
+    if conversation is None:
+        raise NoSuchConversation()
+    return conversation
+
+
+def _after(message: Message) -> QuerySet[Message]:
+    """The messages of its conversation that come after ``message``."""
+    later = Q(created_at__gt=message.created_at) | Q(created_at=message.created_at, pk__gt=message.pk)
+    return Message.objects.filter(later, conversation_id=message.conversation_id)
+
+
+def record_prompt(user, conversation_id: int | None, text: object) -> Turn:
+    """A new message, in a new conversation when ``conversation_id`` is None."""
+    text = prompt_text(text)
+    with transaction.atomic():
+        if conversation_id is None:
+            conversation = new_conversation(user, title=text)
+        else:
+            conversation = _owned(user, conversation_id)
+        prompt = add_user_message(conversation, text)
+        return Turn(conversation, prompt, history(conversation))
+
+
+def _prompt(conversation: Conversation, message_id: int) -> Message:
+    prompt = conversation.messages.filter(pk=message_id, role=Message.USER).first()
+    if prompt is None:
+        raise NoSuchMessage("No such message of yours in this conversation.")
+    return prompt
+
+
+def record_edit(user, conversation_id: int, message_id: int, text: object) -> Turn:
+    """The user's message ``message_id`` says ``text`` now; what came after it goes."""
+    text = prompt_text(text)
+    with transaction.atomic():
+        conversation = _owned(user, conversation_id)
+        prompt = _prompt(conversation, message_id)
+        _after(prompt).delete()
+        if conversation.title == title_from(prompt.content):  # named by this message, not renamed since
+            conversation.title = title_from(text)
+        prompt.content = text
+        prompt.save(update_fields=["content"])
+        conversation.save(update_fields=["title", "updated_at"])
+        return Turn(conversation, prompt, history(conversation))
+
+
+def record_retry(user, conversation_id: int, message_id: int) -> Turn:
+    """The user's message ``message_id`` to be answered again: what came after it goes."""
+    with transaction.atomic():
+        conversation = _owned(user, conversation_id)
+        prompt = _prompt(conversation, message_id)
+        _after(prompt).delete()
+        conversation.save(update_fields=["updated_at"])
+        return Turn(conversation, prompt, history(conversation))
 
 
 def grant_on_signup(sender, request, user, **kwargs) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages
@@ -23,7 +24,8 @@ from keys.user_keys import CREDITS_RANGE, do_create_user_key, do_revoke_user_key
 from . import limits, services
 from .models import Conversation
 from .neurons import search_neurons
-from .replies import ChatOptions, ask
+from .options import ChatOptions
+from .replies import Reply, ask
 
 MALFORMED = "The page sent a malformed message."
 
@@ -89,7 +91,36 @@ async def send(request: HttpRequest) -> HttpResponse:
     data = _send_body(request.body)
     conversation_id = _conversation_id(data.get("conversation"))
     options = ChatOptions.parse(data.get("settings"))
-    reply = await ask(request, user, conversation_id, data.get("content"), options)
+    record = partial(services.record_prompt, user, conversation_id, data.get("content"))
+    return _answer(await ask(request, user, record, options))
+
+
+@login_required
+@require_POST
+@errors.answers_errors_as_json(errors.page_body)
+async def edit_message(request: HttpRequest, pk: int, message: int) -> HttpResponse:
+    """The user's message says something else now: the conversation after it
+    is dropped and the new text answered (the same events as ``send``)."""
+    user = await request.auser()
+    await sync_to_async(limits.count_page_use, thread_sensitive=False)(request, limits.SEND, user)
+    data = _send_body(request.body)
+    options = ChatOptions.parse(data.get("settings"))
+    record = partial(services.record_edit, user, pk, message, data.get("content"))
+    return _answer(await ask(request, user, record, options))
+
+
+@login_required
+@require_POST
+@errors.answers_errors_as_json(errors.page_body)
+async def regenerate(request: HttpRequest, pk: int, message: int) -> HttpResponse:
+    """The user's message answered again (Regenerate, Retry): what came after it is replaced."""
+    user = await request.auser()
+    await sync_to_async(limits.count_page_use, thread_sensitive=False)(request, limits.SEND, user)
+    options = ChatOptions.parse(_send_body(request.body or b"{}").get("settings"))
+    return _answer(await ask(request, user, partial(services.record_retry, user, pk, message), options))
+
+
+def _answer(reply: Reply) -> HttpResponse:
     if reply.events is None:
         response: HttpResponse = JsonResponse(reply.body, status=reply.status)
     else:

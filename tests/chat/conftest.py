@@ -61,12 +61,15 @@ class Browser:
         return await self.client.post(path, data={**data, "csrfmiddlewaretoken": self.csrf})
 
     async def send(self, content: str, conversation=None, **settings) -> httpx.Response:
+        body = {"conversation": conversation, "content": content, "settings": settings}
+        return await self.post_json("/app/send/", body)
+
+    async def post_json(self, path: str, body: dict) -> httpx.Response:
+        """What the page's script posts: JSON with the CSRF token in its header."""
         if not self.csrf:
             await self.page("/app/")
-        body = {"conversation": conversation, "content": content, "settings": settings}
-        return await self.client.post(
-            "/app/send/", json=body, headers={"X-CSRFToken": self.csrf, "Referer": "http://testserver/app/"}
-        )
+        headers = {"X-CSRFToken": self.csrf, "Referer": "http://testserver/app/"}
+        return await self.client.post(path, json=body, headers=headers)
 
 
 @pytest.fixture

@@ -40,13 +40,13 @@ async def test_answer_streams_from_the_chosen_uid_and_is_kept(browser_for, alice
 
 async def test_best_miners_can_be_asked_from_the_settings_panel(browser_for, alice, network):
     me = await browser_for(alice)
-    got = events(await me.send("hello", strategy="best", top_n="1"))
+    got = events(await me.send("hello", strategy="best", best_n="2"))
     start = next(e for e in got if e["event"] == "start")
     assert streamed_text(got) == f"Miner {start['uid']} heard: hello"
     log = await _only_request(alice)
-    assert log.strategy == "best:1"
+    assert log.strategy == "best:2"  # as the API writes it
     page = await me.page("/app/")
-    assert 'id="strategy-best" value="best"' in page.text
+    assert 'id="strategy-best" value="best"' in page.text and 'id="best-n"' in page.text
 
 
 async def test_chat_is_paid_from_the_users_balance_and_logged(browser_for, alice, network, settings):

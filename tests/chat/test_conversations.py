@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils.html import escape
 
 from .events import events
 
@@ -52,3 +53,22 @@ async def test_another_users_conversation_is_not_found(browser_for, alice, bob, 
     assert reply.status_code == 404
     assert "a secret of alice" not in (await other.page("/app/")).text
     assert "a secret of alice" in (await (await browser_for(alice)).page(mine["url"])).text
+
+
+TITLES = {
+    "bold and code": ("**How** do I use `git rebase`?", "How do I use git rebase?"),
+    "a heading and a link": ("## Plans\n\nRead [the docs](https://example.com) first", "Plans Read the docs first"),
+    "a code block": ("```python\nprint('hi')\n```", "print('hi')"),
+    "only markup": ("***", "New chat"),
+    "long": ("_word_ " * 40, "word " * 11 + "word…"),
+}
+
+
+@pytest.mark.parametrize(("text", "title"), TITLES.values(), ids=TITLES.keys())
+async def test_titles_are_the_words_of_the_first_message_without_markdown(browser_for, alice, network, text, title):
+    me = await browser_for(alice)
+    conversation = await _conversation(me, text)
+    assert conversation["title"] == title
+    assert len(conversation["title"]) <= 60
+    page = await me.page(conversation["url"])
+    assert f'<h1 id="conversation-title">{escape(title)}</h1>' in page.text

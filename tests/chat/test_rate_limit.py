@@ -42,18 +42,25 @@ async def test_third_message_in_a_minute_waits_and_says_how_long(browser_for, al
     events(await other.send("hi", strategy="uids", uids="0"))
 
 
-async def test_refused_message_is_not_charged_or_kept(browser_for, alice, two_per_minute, network, settings):
+async def test_refused_message_is_not_charged_and_kept_with_why(browser_for, alice, two_per_minute, network, settings):
     me = await browser_for(alice)
     for _ in range(2):
         events(await me.send("hi", strategy="uids", uids="0"))
-    assert (await me.send("third", strategy="uids", uids="0")).status_code == 429
+    refused = await me.send("third", strategy="uids", uids="0")
+    assert refused.status_code == 429
 
     from chat.models import Message
     from chat.services import chat_account
 
     account = await run_db(chat_account, alice)
     assert account.key.credits == settings.CHAT_SIGNUP_CREDITS - 2
-    assert not await run_db(lambda: Message.objects.filter(content="third").exists())
+    assert len(network.miner(0).seen) == 2
+    # Kept, so a reload shows the message, why it went unanswered, and a Retry.
+    page = await me.page(refused.json()["conversation"]["url"])
+    assert "third" in page.text and "You are sending messages too fast." in page.text
+    assert ">Retry</button>" in page.text
+    answer = await run_db(lambda: Message.objects.filter(role="assistant").last())
+    assert answer.content == "" and answer.error.startswith("You are sending messages too fast.")
 
 
 async def test_a_users_keys_and_chat_share_one_allowance(api, browser_for, alice, bob, two_per_minute, network):
