@@ -175,7 +175,8 @@ def record_edit(user, conversation_id: int, message_id: int, text: object) -> Tu
         conversation = _owned(user, conversation_id)
         prompt = _prompt(conversation, message_id)
         _after(prompt).delete()
-        if conversation.title == title_from(prompt.content):  # named by this message, not renamed since
+        named_by_it = conversation.messages.first() == prompt and conversation.title == title_from(prompt.content)
+        if named_by_it:  # and not renamed since
             conversation.title = title_from(text)
         prompt.content = text
         prompt.save(update_fields=["content"])

@@ -47,6 +47,21 @@ async def test_an_edited_message_replaces_what_came_after_it(browser_for, alice,
     assert "Miner 0 heard: changed" in page.text and "second" not in page.text
 
 
+async def test_only_an_edit_of_the_message_that_named_it_renames_it(browser_for, alice, network):
+    me = await browser_for(alice)
+    got = events(await me.send("same", strategy="uids", uids="0"))
+    conversation = next(e for e in got if e["event"] == "conversation")["id"]
+    events(await me.send("same", conversation=conversation, strategy="uids", uids="0"))
+    first, second = await run_db(lambda: list(Message.objects.filter(role="user").values_list("pk", flat=True)))
+
+    events(await me.post_json(f"/app/c/{conversation}/m/{second}/edit/", {"content": "other"}))
+    assert (await run_db(Conversation.objects.get, pk=conversation)).title == "same"
+    await me.page(f"/app/c/{conversation}/")
+    await me.post_form(f"/app/c/{conversation}/rename/", {"title": "Mine"})
+    events(await me.post_json(f"/app/c/{conversation}/m/{first}/edit/", {"content": "another"}))
+    assert (await run_db(Conversation.objects.get, pk=conversation)).title == "Mine"  # the user's name stays
+
+
 async def test_regenerate_asks_again_with_the_same_history(browser_for, alice, network, settings):
     me = await browser_for(alice)
     conversation, (_first, second) = await two_exchanges(me)
