@@ -18,7 +18,8 @@ Bad input (400) and another user's conversation (404) change nothing.
 
 A reader who stops an answer (the page aborts its fetch) ends the request:
 the gateway logs it as 499 and charges what it had charged, once; the part
-of the answer said so far is kept, marked stopped.
+of the answer said so far is kept, marked stopped. Stopped before any
+answer, a new message is taken back (``services.stop_unanswered``).
 """
 
 from __future__ import annotations
@@ -125,9 +126,7 @@ async def ask(request, user, record: Callable[[], services.Turn], options: ChatO
     except errors.ApiError as exc:
         return await _refused(exc, call, turn)
     except asyncio.CancelledError:
-        # Stopped while the miners were being asked: kept so, like an answer cut short.
-        request_id = call.log.id if call else None
-        await asyncio.shield(run_db(services.add_answer, turn.conversation, stopped=True, request_id=request_id))
+        await asyncio.shield(run_db(services.stop_unanswered, turn, call.log.id if call else None))
         raise
 
 

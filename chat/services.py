@@ -133,6 +133,8 @@ class Turn:
     conversation: Conversation
     prompt: Message  # the user's message to answer
     history: list[dict[str, str]]
+    sent: bool = False  # a new message (not an edit or a retry)
+    opened: bool = False  # ...that started the conversation
 
 
 def _owned(user, conversation_id: int) -> Conversation:
@@ -158,7 +160,7 @@ def record_prompt(user, conversation_id: int | None, text: object) -> Turn:
         else:
             conversation = _owned(user, conversation_id)
         prompt = add_user_message(conversation, text)
-        return Turn(conversation, prompt, history(conversation))
+        return Turn(conversation, prompt, history(conversation), sent=True, opened=conversation_id is None)
 
 
 def _prompt(conversation: Conversation, message_id: int) -> Message:
@@ -192,6 +194,18 @@ def record_retry(user, conversation_id: int, message_id: int) -> Turn:
         _after(prompt).delete()
         conversation.save(update_fields=["updated_at"])
         return Turn(conversation, prompt, history(conversation))
+
+
+def stop_unanswered(turn: Turn, request_id) -> None:
+    """The reader stopped before any answer came. A new message is taken back
+    (the page puts its text back in the composer, to send again); an edit or
+    a retry stands, its answer kept as stopped, to retry."""
+    if not turn.sent:
+        add_answer(turn.conversation, stopped=True, request_id=request_id)
+    elif turn.opened:
+        turn.conversation.delete()
+    else:
+        turn.prompt.delete()
 
 
 def grant_on_signup(sender, request, user, **kwargs) -> None:

@@ -135,6 +135,14 @@
     answer.article.appendChild(actions);
   }
 
+  // Stopped before the server said anything: the message was not kept
+  // (chat.services.stop_unanswered); its text goes back to the composer.
+  function takeBack(answer) {
+    answer.article.remove();
+    answer.prompt.remove();
+    if (!prompt.value) prompt.value = answer.prompt.querySelector(".bubble").textContent;
+  }
+
   function showError(answer, text) {
     settle(answer);
     const notice = el("p", "answer-error", text);
@@ -221,8 +229,9 @@
         await readEvents(response, answer);
       }
     } catch (e) {
-      if (controller.signal.aborted) showStopped(answer);
-      else showError(answer, "The connection was lost before the answer ended.");
+      if (!controller.signal.aborted) showError(answer, "The connection was lost before the answer ended.");
+      else if (answer.prompt.dataset.regenerateUrl) showStopped(answer);
+      else takeBack(answer);
     } finally {
       running = null;
       root.classList.remove("busy");

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.db.models import Q
 
-from chat.models import Message
+from chat.models import Conversation, Message
 from chat.services import chat_account
 from keys.models import CreditEntry
 from logs.models import Request
@@ -68,15 +68,29 @@ def test_stopping_keeps_what_was_said_and_charges_once(signed_in, alice, network
     assert "Stopped before the end of the answer." in conversation and ">Retry</button>" in conversation
 
 
-def test_stopping_before_any_answer_charges_nothing(signed_in, alice, network):
+def test_a_new_message_stopped_before_any_answer_is_taken_back_uncharged(signed_in, alice, network):
     network.set_behaviour(3, latency=3)
     page, headers = signed_in
     body = {"content": WORDS, "settings": {"strategy": "uids", "uids": "3"}}
     with pytest.raises(httpx.ReadTimeout):  # the page gives up (Stop) while the miners are asked
         page.post("/app/send/", json=body, headers=headers, timeout=httpx.Timeout(10, read=0.5))
 
-    answer = wait_for(Message.objects.filter(role="assistant", stopped=True))
-    assert answer.content == "" and answer.error == ""
     log = wait_for(Request.objects.filter(route="chat-ui").exclude(api_error=""))
     assert (log.status, log.api_error, log.credits_charged) == (499, "ClientClosedRequest", 0)
     assert chat_account(alice).key.credits == settings.CHAT_SIGNUP_CREDITS
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+
+
+def test_an_edit_stopped_before_any_answer_stands_with_a_stopped_answer(signed_in, alice, network):
+    page, headers = signed_in
+    body = {"content": "first", "settings": {"strategy": "uids", "uids": "3"}}
+    assert page.post("/app/send/", json=body, headers=headers).status_code == 200
+    prompt = Message.objects.get(role="user")
+    network.set_behaviour(3, latency=3)
+    edit = f"/app/c/{prompt.conversation_id}/m/{prompt.pk}/edit/"
+    with pytest.raises(httpx.ReadTimeout):
+        page.post(edit, json={**body, "content": "changed"}, headers=headers, timeout=httpx.Timeout(10, read=0.5))
+
+    wait_for(Message.objects.filter(role="assistant", stopped=True))
+    kept = Message.objects.filter(conversation_id=prompt.conversation_id)
+    assert [(m.role, m.content, m.stopped) for m in kept] == [("user", "changed", False), ("assistant", "", True)]

@@ -72,6 +72,23 @@ def test_stop_keeps_the_partial_answer_and_retry_finishes_it(page, live_server_u
     expect(page.locator("article.message")).to_have_count(2)
 
 
+def test_stop_before_any_answer_puts_the_message_back_to_send_again(page, live_server_url, network):
+    network.set_behaviour(range(8), latency=3)
+    open_chat(page, live_server_url, "hasty@example.com")
+    send(page, "never mind")
+    expect(page.get_by_text("Asking the miners…")).to_be_visible()
+    wait_for(Message.objects.filter(content="never mind"))  # the server has it, and is asking
+    page.get_by_role("button", name="Stop").click()
+
+    expect(page.get_by_label("Message")).to_have_value("never mind")
+    expect(page.locator("article.message")).to_have_count(0)
+    wait_for(Request.objects.filter(route="chat-ui", status=499))
+    assert not Message.objects.exists()  # taken back
+    network.set_behaviour(range(8), latency=0)
+    page.get_by_label("Message").press("Enter")
+    expect(answered(page).locator(".bubble")).to_have_text("Miner 0 heard: never mind")
+
+
 def test_regenerate_asks_the_same_history_again(page, live_server_url, network):
     open_chat(page, live_server_url, "again@example.com")
     send(page, "hello")
