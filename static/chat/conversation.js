@@ -273,17 +273,23 @@
   }
 
   function copy(target) {
-    navigator.clipboard.writeText(target.dataset.text).then(
-      function () {
-        target.textContent = "Copied";
+    // The clipboard API needs a secure page (https, or localhost).
+    const written = navigator.clipboard ? navigator.clipboard.writeText(target.dataset.text) : Promise.reject();
+    written
+      .then(
+        function () {
+          return "Copied";
+        },
+        function () {
+          return "Copy failed";
+        },
+      )
+      .then(function (said) {
+        target.textContent = said;
         setTimeout(function () {
           target.textContent = "Copy";
         }, 1500);
-      },
-      function () {
-        target.textContent = "Copy failed";
-      },
-    );
+      });
   }
 
   function answerAgain(answerEl) {
