@@ -249,6 +249,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Rate limiting", ("rate_limiting_enabled", "global_rate_limits")),
     ("Moderation", ("moderation_enabled", "moderation_fail_closed", "openai_base_url")),
     ("Miners", ("default_strategy", "miner_timeout", "max_miner_timeout", "miner_path", "cost_per_answer")),
+    ("Card payments", ("stripe_publishable_key",)),
 )
 STATUS_FIELDS = ("metagraph_synced_at", "metagraph_block", "metagraph_network", "updated_at")
 LOCKED_HELP = "Only a superuser may change this."

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "keys",
     "logs",
     "chat",
+    "billing",
     # Browser accounts: email + password, and Google/GitHub when configured below.
     "allauth",
     "allauth.account",
@@ -404,6 +405,12 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Validator Endpoint <
 
 # Browser sessions end after this many seconds (default a week).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=7 * 24 * 3600)
+# Where the stripe library and the billing page's Stripe.js reach Stripe:
+# changed only to point tests and laptops at a local fake (localstripe).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
+# Seconds a webhook's signature stays valid (Stripe's library default): an older replay is refused.
+STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 # Credits a new chat user starts with, on the key that pays for their chat.
 CHAT_SIGNUP_CREDITS = env.int("CHAT_SIGNUP_CREDITS", default=100)
 # The chat pages need their static/ files in every run, collected or not: a

@@ -3,6 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing.urls import pages as billing_pages
+from billing.urls import webhooks as billing_webhooks
 from endpoint.api import chat, completions, health
 from endpoint.metrics import metrics_view
 
@@ -26,6 +28,8 @@ urlpatterns = [
     # Browser pages: accounts, the chat and the user's own keys.
     path("accounts/", include("allauth.urls")),
     path("app/", include("chat.urls")),
+    path("app/", include(billing_pages)),
+    path("billing/", include(billing_webhooks)),
     path("", RedirectView.as_view(pattern_name="chat-home"), name="home"),
     path("keys/", RedirectView.as_view(pattern_name="chat-keys")),
 ]

@@ -63,12 +63,10 @@ class ApiKey(models.Model):
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
+        # No floor at zero in the table: a refunded or disputed payment takes
+        # its credits back even when they are spent, and the key then answers
+        # 402 until topped up. Every write that spends checks the balance itself.
         verbose_name = "API key"
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(credits__isnull=True) | Q(credits__gte=0), name="apikey_credits_not_negative"
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.name or 'key'} ({self.prefix}…)"
@@ -95,6 +93,7 @@ class CreditEntry(models.Model):
 
     OPENING, GRANT, TOPUP, ADJUST = "opening", "grant", "topup", "adjust"
     HOLD, SETTLE, RELEASE, TRANSFER = "hold", "settle", "release", "transfer"
+    PURCHASE, REFUND = "purchase", "refund"
     KINDS = [
         (OPENING, "opening balance"),
         (GRANT, "grant"),
@@ -104,6 +103,8 @@ class CreditEntry(models.Model):
         (SETTLE, "settle"),
         (RELEASE, "release"),
         (TRANSFER, "transfer"),
+        (PURCHASE, "purchase"),
+        (REFUND, "refund or dispute"),
     ]
 
     # Indexed as the first column of creditentry_key.

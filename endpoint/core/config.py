@@ -89,6 +89,18 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _stripe_key(*prefixes: str) -> Callable[[str], str]:
+    """A Stripe key of the kind its prefixes name (or empty: none configured)."""
+
+    def parse(raw: str) -> str:
+        value = _text(raw)
+        if value and not value.startswith(prefixes):
+            raise ConfigError(f"expected a key starting with {' or '.join(prefixes)}")
+        return value
+
+    return parse
+
+
 def _mnemonic(raw: str) -> str:
     """A hotkey mnemonic that makes a keypair (or empty: none configured)."""
     value = _text(raw)
@@ -196,12 +208,22 @@ FIELDS: dict[str, Setting] = {
     ),
     "metagraph_sync_seconds": Setting(_int(10), "How often the metagraph is synced, in seconds; at least 10."),
     "log_retention_days": Setting(_int(0), "Request logs older than this many days are purged; 0 keeps them forever."),
+    "stripe_publishable_key": Setting(
+        _stripe_key("pk_"), "Stripe's publishable key (pk_live_… or pk_test_…), given to the billing page."
+    ),
+    "stripe_secret_key": Setting(
+        _stripe_key("sk_", "rk_"), "Stripe's secret (or restricted) key that charges cards. Secret: shown masked."
+    ),
+    "stripe_webhook_secret": Setting(
+        _stripe_key("whsec_"),
+        "The signing secret of the Stripe webhook endpoint (…/billing/stripe/webhook/). Secret: shown masked.",
+    ),
 }
 REDIS_URL_POINTER = (
     "the Redis URL is not a runtime setting here: set the REDIS_URL environment variable "
     "(e.g. REDIS_URL=redis://localhost:6379/0) and restart the server and workers"
 )
-SECRETS = ("hotkey_mnemonic", "openai_api_key")
+SECRETS = ("hotkey_mnemonic", "openai_api_key", "stripe_secret_key", "stripe_webhook_secret")
 # Secrets, and the addresses the server sends data to (the chain, the
 # metagraph, OpenAI with its key, the path appended to every miner's axon):
 # only a superuser changes them from the admin or the API; the CLI is the

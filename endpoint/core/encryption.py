@@ -23,7 +23,12 @@ from django.conf import settings
 from . import errors
 
 # The columns that hold Fernet tokens, re-encrypted on every save.
-ENCRYPTED_FIELDS = ("hotkey_mnemonic_encrypted", "openai_api_key_encrypted")
+ENCRYPTED_FIELDS = (
+    "hotkey_mnemonic_encrypted",
+    "openai_api_key_encrypted",
+    "stripe_secret_key_encrypted",
+    "stripe_webhook_secret_encrypted",
+)
 
 
 class SecretUnreadable(errors.ServiceUnavailable, ValueError):

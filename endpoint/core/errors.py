@@ -86,6 +86,19 @@ class OperatorError(InputError):
     """Bad input to an operator command (its arguments)."""
 
 
+class BillingInputError(InputError):
+    """Bad input about buying credits (a pack, a card) or the packs on sale."""
+
+    code = "BadRequest"
+
+
+class CardDeclined(ApiError):
+    """The card issuer or Stripe refused the payment: nothing was charged."""
+
+    status, code = 402, "card_declined"
+    detail = "Your card was declined."
+
+
 class InvalidBody(ApiError):
     code = "InvalidRequestBody"
 
@@ -220,6 +233,21 @@ class HotkeyNotConfigured(ServiceUnavailable):
 class NoMinerServing(ServiceUnavailable):
     code = "NoMinerServing"
     detail = "No miner on the subnet is serving right now."
+
+
+class PaymentsNotConfigured(ServiceUnavailable):
+    code = "PaymentsNotConfigured"
+    detail = "Card payments are not set up on this endpoint yet."
+
+
+class PaymentProviderUnavailable(ServiceUnavailable):
+    code = "PaymentProviderUnavailable"
+    detail = "The card payment service could not be reached; nothing was charged. Try again shortly."
+
+
+class WebhookSignatureInvalid(ApiError):
+    code = "invalid_signature"
+    detail = "The Stripe-Signature header does not match this payload and the webhook secret."
 
 
 class ModelNotFound(ApiError):

@@ -18,6 +18,7 @@ _SECRETS = (
     (re.compile(r"(vep_[A-Za-z0-9]{4})[A-Za-z0-9_\-]{4,}"), r"\1…"),
     (re.compile(r"(Bearer\s+)[^\s\"',]+", re.IGNORECASE), r"\1***"),
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), "sk-***"),
+    (re.compile(r"\b(sk|rk|whsec)_(live_|test_)?[A-Za-z0-9]{8,}"), r"\1_***"),
     (re.compile(r"\b[a-z]{3,8}(?:\s+[a-z]{3,8}){11,}\b"), "***mnemonic***"),
 )
 

@@ -67,6 +67,9 @@ class EndpointConfig(models.Model):
     log_retention_days = models.PositiveIntegerField(
         default=90, help_text="Request logs older than this many days are purged; 0 keeps them forever."
     )
+    stripe_publishable_key = models.CharField(max_length=255, blank=True)
+    stripe_secret_key_encrypted = models.TextField(blank=True, editable=False)
+    stripe_webhook_secret_encrypted = models.TextField(blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -113,3 +116,19 @@ class EndpointConfig(models.Model):
     @openai_api_key.setter
     def openai_api_key(self, value: str) -> None:
         self.openai_api_key_encrypted = encryption.encrypt(value)
+
+    @property
+    def stripe_secret_key(self) -> str:
+        return encryption.decrypt(self.stripe_secret_key_encrypted)
+
+    @stripe_secret_key.setter
+    def stripe_secret_key(self, value: str) -> None:
+        self.stripe_secret_key_encrypted = encryption.encrypt(value)
+
+    @property
+    def stripe_webhook_secret(self) -> str:
+        return encryption.decrypt(self.stripe_webhook_secret_encrypted)
+
+    @stripe_webhook_secret.setter
+    def stripe_webhook_secret(self, value: str) -> None:
+        self.stripe_webhook_secret_encrypted = encryption.encrypt(value)

@@ -1,0 +1,98 @@
+"""All traffic to Stripe: the one client (configured keys, the API base,
+a bounded timeout), charging a card, and checking a webhook's signature.
+Stripe's failures become our errors here, so callers never see its types."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import stripe
+from django.conf import settings
+
+from endpoint.core.errors import (
+    BillingInputError,
+    CardDeclined,
+    InvalidBody,
+    PaymentProviderUnavailable,
+    PaymentsNotConfigured,
+    WebhookSignatureInvalid,
+)
+from endpoint.core.models import EndpointConfig
+
+log = logging.getLogger(__name__)
+TIMEOUT_SECONDS = 20  # the library's default (80 s) would hold a page's worker for too long
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: str
+    status: str  # Stripe's: succeeded, processing, requires_action, …
+    client_secret: str
+
+
+def publishable_key() -> str:
+    key = EndpointConfig.load().stripe_publishable_key
+    if not key:
+        raise PaymentsNotConfigured()
+    return key
+
+
+def _client() -> stripe.StripeClient:
+    secret = EndpointConfig.load().stripe_secret_key
+    if not secret:
+        raise PaymentsNotConfigured()
+    return stripe.StripeClient(
+        secret,
+        base_addresses={"api": settings.STRIPE_API_BASE},
+        max_network_retries=2,  # safe: every charge carries an idempotency key
+        http_client=stripe.new_default_http_client(timeout=TIMEOUT_SECONDS),
+    )
+
+
+def charge_card(payment_id: int, amount: int, currency: str, card: str) -> Intent:
+    """Create and confirm a PaymentIntent for ``card`` (the card of a token
+    Stripe.js made in the browser). Once per payment, whatever the retries:
+    the idempotency key is the payment's. The credits come later, from the webhook."""
+    params = {
+        "amount": amount,
+        "currency": currency,
+        "payment_method": card,
+        "payment_method_types": ["card"],
+        "confirm": True,
+        "metadata": {"payment": str(payment_id)},
+    }
+    try:
+        options = {"idempotency_key": f"payment-{payment_id}"}
+        intent = _client().v1.payment_intents.create(params=params, options=options)
+    except stripe.CardError as exc:
+        raise CardDeclined(exc.user_message or CardDeclined.detail) from None
+    except stripe.InvalidRequestError as exc:
+        log.warning("Stripe refused payment %s: %s", payment_id, exc.user_message)
+        raise BillingInputError("The card details were not accepted; enter them again.") from None
+    except stripe.StripeError as exc:
+        log.error("Stripe failed on payment %s: %s", payment_id, type(exc).__name__)
+        raise PaymentProviderUnavailable() from None
+    return Intent(intent.id, intent.status, intent.client_secret or "")
+
+
+def verified_event(payload: bytes, signature: str | None) -> dict:
+    """The event ``payload`` holds, if ``signature`` is Stripe's for it with
+    the configured webhook secret and recent enough, else WebhookSignatureInvalid."""
+    secret = EndpointConfig.load().stripe_webhook_secret
+    if not secret:
+        raise PaymentsNotConfigured()
+    if not signature:
+        raise WebhookSignatureInvalid("The Stripe-Signature header is missing.")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature, secret, settings.STRIPE_WEBHOOK_TOLERANCE)
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookSignatureInvalid(str(exc.user_message or WebhookSignatureInvalid.detail)) from None
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise InvalidBody("The payload is not JSON.") from None
+    if not isinstance(event, dict) or not isinstance(event.get("data"), dict) or "id" not in event:
+        raise InvalidBody("The payload is not a Stripe event.")
+    return event
