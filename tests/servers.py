@@ -155,3 +155,30 @@ def own_backend() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         return cursor.fetchone()[0]
+
+
+# localstripe (a fake, stateful Stripe) on loopback: its own process, serving
+# the API, its Stripe.js stand-in at /js.stripe.com/v3/ and webhooks it posts.
+# Its store is kept in memory only (its default writes a pickle to /tmp).
+_LOCALSTRIPE = """
+import sys
+from aiohttp import web
+from localstripe.server import app, save_store_middleware
+app.middlewares.remove(save_store_middleware)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def start_localstripe() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _LOCALSTRIPE, str(port)], cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(base + "/js.stripe.com/v3/", timeout=2)
+            return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("localstripe did not start")
