@@ -32,6 +32,7 @@ def do_start_payment(user, pack_id: object, card: object) -> tuple[Payment, stri
         raise BillingInputError("That credit pack is not on sale; pick another.")
     if not isinstance(card, str) or not CARD_ID.match(card):
         raise BillingInputError("Enter your card details first.")
+    stripe_api.require_configured()
     account = chat_account(user)
     if account.key.credits is None:
         raise BillingInputError("Your balance is unlimited: there is nothing to buy.")

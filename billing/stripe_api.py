@@ -39,10 +39,19 @@ def publishable_key() -> str:
     return key
 
 
-def _client() -> stripe.StripeClient:
+def _secret_key() -> str:
     secret = EndpointConfig.load().stripe_secret_key
     if not secret:
         raise PaymentsNotConfigured()
+    return secret
+
+
+def require_configured() -> None:
+    _secret_key()
+
+
+def _client() -> stripe.StripeClient:
+    secret = _secret_key()
     return stripe.StripeClient(
         secret,
         base_addresses={"api": settings.STRIPE_API_BASE},

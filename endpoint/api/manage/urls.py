@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from . import config, keys, logs, ratelimits, stats, user_keys
+from . import config, keys, logs, payments, ratelimits, stats, user_keys
 
 staff = SimpleRouter()
 staff.register("keys", keys.KeyViewSet, basename="manage-key")
 staff.register("logs", logs.LogViewSet, basename="manage-log")
+staff.register("payments", payments.PaymentViewSet, basename="manage-payment")
 
 mine = SimpleRouter()
 mine.register("keys", user_keys.UserKeyViewSet, basename="my-key")
