@@ -21,16 +21,17 @@ from . import stripe_api
 from .models import CreditPack, Payment, StripeEvent
 
 log = logging.getLogger(__name__)
-CARD_ID = re.compile(r"^(card|pm|src)_[A-Za-z0-9]{1,200}$")
+CARD_TOKEN = re.compile(r"^tok_[A-Za-z0-9_]{1,200}$")
 
 
-def do_start_payment(user, pack_id: object, card: object) -> tuple[Payment, stripe_api.Intent]:
-    """Charge ``card`` for pack ``pack_id`` on behalf of ``user``'s chat
-    balance. The payment is recorded first, so the webhook always finds it."""
+def do_start_payment(user, pack_id: object, token: object) -> tuple[Payment, stripe_api.Intent]:
+    """Charge the card of ``token`` (Stripe.js's) for pack ``pack_id``, for
+    ``user``'s chat balance. The payment is recorded first, so the webhook
+    always finds it."""
     pack = CreditPack.objects.on_sale().filter(pk=pack_id).first() if str(pack_id).isdigit() else None
     if pack is None:
         raise BillingInputError("That credit pack is not on sale; pick another.")
-    if not isinstance(card, str) or not CARD_ID.match(card):
+    if not isinstance(token, str) or not CARD_TOKEN.match(token):
         raise BillingInputError("Enter your card details first.")
     stripe_api.require_configured()
     account = chat_account(user)
@@ -40,7 +41,7 @@ def do_start_payment(user, pack_id: object, card: object) -> tuple[Payment, stri
         user=user, key=account.key, pack=pack, credits=pack.credits, amount=pack.amount, currency=pack.currency
     )
     try:
-        intent = stripe_api.charge_card(payment.pk, pack.amount, pack.currency, card)
+        intent = stripe_api.charge_card(payment.pk, pack.amount, pack.currency, token, user.email)
     except ApiError as exc:
         Payment.objects.filter(pk=payment.pk, status=Payment.PENDING).update(status=Payment.FAILED, failure=exc.detail)
         raise

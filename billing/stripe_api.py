@@ -60,21 +60,29 @@ def _client() -> stripe.StripeClient:
     )
 
 
-def charge_card(payment_id: int, amount: int, currency: str, card: str) -> Intent:
-    """Create and confirm a PaymentIntent for ``card`` (the card of a token
-    Stripe.js made in the browser). Once per payment, whatever the retries:
-    the idempotency key is the payment's. The credits come later, from the webhook."""
-    params = {
-        "amount": amount,
-        "currency": currency,
-        "payment_method": card,
-        "payment_method_types": ["card"],
-        "confirm": True,
-        "metadata": {"payment": str(payment_id)},
-    }
+def charge_card(payment_id: int, amount: int, currency: str, token: str, email: str) -> Intent:
+    """Charge the card of ``token`` (made by Stripe.js in the browser): saved
+    on a new Stripe customer, then a PaymentIntent for it, confirmed at once.
+    Once per payment, whatever the retries: the idempotency keys are the
+    payment's. The credits come later, from the webhook."""
+    metadata = {"payment": str(payment_id)}
     try:
+        client = _client()
+        customer = client.v1.customers.create(
+            params={"source": token, "email": email, "metadata": metadata},
+            options={"idempotency_key": f"payment-{payment_id}-customer"},
+        )
+        params = {
+            "amount": amount,
+            "currency": currency,
+            "customer": customer.id,
+            "payment_method": customer.default_source,
+            "payment_method_types": ["card"],
+            "confirm": True,
+            "metadata": metadata,
+        }
         options = {"idempotency_key": f"payment-{payment_id}"}
-        intent = _client().v1.payment_intents.create(params=params, options=options)
+        intent = client.v1.payment_intents.create(params=params, options=options)
     except stripe.CardError as exc:
         raise CardDeclined(exc.user_message or CardDeclined.detail) from None
     except stripe.InvalidRequestError as exc:

@@ -68,12 +68,12 @@ def billing_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @errors.answers_errors_as_json(errors.page_body)
 async def pay(request: HttpRequest) -> HttpResponse:
-    """``{"pack", "card"}`` from the page: the card charged, the payment to follow."""
+    """``{"pack", "token"}`` from the page: the card charged, the payment to follow."""
     data = loads_bounded(request.body)
     if not isinstance(data, dict):
         raise errors.InvalidBody("The page sent a malformed request.")
     user = await request.auser()
-    payment, intent = await sync_to_async(services.do_start_payment)(user, data.get("pack"), data.get("card"))
+    payment, intent = await sync_to_async(services.do_start_payment)(user, data.get("pack"), data.get("token"))
     body = {"payment": payment.pk, "status": payment.status, "intent_status": intent.status}
     if intent.status == "requires_action":  # the card's bank asks the buyer (3-D Secure)
         body["client_secret"] = intent.client_secret

@@ -45,7 +45,7 @@
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken, Accept: "application/json" },
-        body: JSON.stringify({ pack: pack, card: tokenResult.token.card.id }),
+        body: JSON.stringify({ pack: pack, token: tokenResult.token.id }),
       });
       body = await response.json();
     } catch (error) {

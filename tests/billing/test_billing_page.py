@@ -27,16 +27,20 @@ def test_the_page_offers_the_packs_on_sale_once_payments_are_set_up(signed_in, p
 def test_paying_for_a_pack_off_sale_or_without_a_card_charges_nothing(signed_in, pack):
     do_set_config("stripe_secret_key", "sk_test_page")
     CreditPack.objects.filter(pk=pack.pk).update(active=False)
-    off = signed_in.post("/app/billing/pay/", {"pack": pack.pk, "card": "card_123"}, content_type="application/json")
+    off = signed_in.post("/app/billing/pay/", {"pack": pack.pk, "token": "tok_123"}, content_type="application/json")
     assert off.status_code == 400 and off.json()["error"] == "That credit pack is not on sale; pick another."
     CreditPack.objects.filter(pk=pack.pk).update(active=True)
     no_card = signed_in.post("/app/billing/pay/", {"pack": pack.pk}, content_type="application/json")
     assert no_card.status_code == 400 and no_card.json()["error"] == "Enter your card details first."
+    not_a_token = signed_in.post(
+        "/app/billing/pay/", {"pack": pack.pk, "token": "4242424242424242"}, content_type="application/json"
+    )
+    assert not_a_token.status_code == 400  # a card number is never taken here
     assert not Payment.objects.exists()
 
 
 def test_without_a_stripe_key_paying_is_unavailable(signed_in, pack):
-    r = signed_in.post("/app/billing/pay/", {"pack": pack.pk, "card": "card_123"}, content_type="application/json")
+    r = signed_in.post("/app/billing/pay/", {"pack": pack.pk, "token": "tok_123"}, content_type="application/json")
     assert r.status_code == 503 and r.json()["code"] == "PaymentsNotConfigured"
     assert not Payment.objects.exists()
 
