@@ -78,3 +78,19 @@ def test_the_api_lists_payments_for_staff_only(payments):
     user = APIClient()
     user.force_authenticate(make_user("someone"))
     assert user.get("/api/admin/payments/").status_code == 403
+
+
+def test_stripe_secrets_are_stored_encrypted_and_only_shown_masked(db):
+    from endpoint.core.models import EndpointConfig
+
+    secret = "sk_test_" + "s3cr3t" * 6
+    code, out, _ = manage("config", "set", "stripe_secret_key", secret)
+    assert code == 0 and secret not in out
+    row = EndpointConfig.load()
+    assert row.stripe_secret_key == secret and secret not in row.stripe_secret_key_encrypted
+    _, shown, _ = manage("config", "get")
+    assert secret not in shown and "stripe_secret_key" in shown
+    code, _, err = manage("config", "set", "stripe_webhook_secret", "sk_test_wrong_kind")
+    assert code == 1 and "whsec_" in err
+    code, _, err = manage("config", "set", "stripe_publishable_key", secret)
+    assert code == 1 and secret not in err  # a secret key pasted in the public field is refused, not echoed
