@@ -159,12 +159,13 @@ def own_backend() -> int:
 
 # localstripe (a fake, stateful Stripe) on loopback: its own process, serving
 # the API, its Stripe.js stand-in at /js.stripe.com/v3/ and webhooks it posts.
-# Its store is kept in memory only (its default writes a pickle to /tmp).
+# Its store is kept in memory only (by default every write also goes to a pickle in /tmp).
 _LOCALSTRIPE = """
 import sys
 from aiohttp import web
-from localstripe.server import app, save_store_middleware
-app.middlewares.remove(save_store_middleware)
+from localstripe.resources import store
+from localstripe.server import app
+store.dump_to_disk = lambda: None
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 
