@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from chat import limits
 from chat.security import POLICY
 from chat.services import chat_account
 from endpoint.core import errors
@@ -73,6 +74,7 @@ async def pay(request: HttpRequest) -> HttpResponse:
     if not isinstance(data, dict):
         raise errors.InvalidBody("The page sent a malformed request.")
     user = await request.auser()
+    await sync_to_async(limits.count_page_use, thread_sensitive=False)(request, limits.CARD_PAYMENT, user)
     payment, intent = await sync_to_async(services.do_start_payment)(user, data.get("pack"), data.get("token"))
     body = {"payment": payment.pk, "status": payment.status, "intent_status": intent.status}
     if intent.status == "requires_action":  # the card's bank asks the buyer (3-D Secure)

@@ -1,7 +1,8 @@
 """Abuse limits of the chat pages, per signed-in user: prompts sent from the
 chat page (CHAT_SEND_RATE, default 60 a minute) and keys created
 (KEY_CREATE_RATE, default 10 an hour, the keys page and POST /api/keys/
-together).
+together), card payments tried from the billing page (CARD_PAYMENT_RATE,
+default 10 an hour: card testers try many stolen cards at once).
 
 They sit on top of the gateway's rate limits, which hold what costs credits;
 these keep a script or a stuck page from filling the database. Counted by
@@ -22,16 +23,19 @@ from endpoint.core import errors
 
 SEND = "chat-send"
 KEY_CREATION = "key-creation"
+CARD_PAYMENT = "card-payment"
 
 _TOO_FAST = {
     SEND: "You are sending messages too fast. Try again in {seconds} seconds.",
     KEY_CREATION: "You are creating keys too fast. Try again in {seconds} seconds.",
+    CARD_PAYMENT: "Too many payment attempts. Try again in {seconds} seconds.",
 }
 
 
 def _rate(group: str, request: HttpRequest) -> str:
     # Read on every call, so a changed setting applies without a restart of this module.
-    return {SEND: settings.CHAT_SEND_RATE, KEY_CREATION: settings.KEY_CREATE_RATE}[group]
+    rates = {SEND: settings.CHAT_SEND_RATE, KEY_CREATION: settings.KEY_CREATE_RATE}
+    return rates[group] if group in rates else settings.CARD_PAYMENT_RATE
 
 
 def count_page_use(request: HttpRequest, group: str, user) -> None:

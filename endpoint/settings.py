@@ -372,6 +372,7 @@ ACCOUNT_RATE_LIMITS = {
 # /app/keys/ and POST /api/keys/ together. Over a limit: 429.
 CHAT_SEND_RATE = env.str("CHAT_SEND_RATE", default="60/m")
 KEY_CREATE_RATE = env.str("KEY_CREATE_RATE", default="10/h")
+CARD_PAYMENT_RATE = env.str("CARD_PAYMENT_RATE", default="10/h")
 INSTALLED_APPS += ["django_ratelimit"]  # for its system checks of the cache it is given
 RATELIMIT_USE_CACHE = "ratelimit"
 # Redis down: the pages stay usable without these limits; what costs credits

@@ -12,6 +12,17 @@ from tests.billing.stripe_events import WEBHOOK_SECRET
 from tests.factories import UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _fresh_page_limits():
+    """Payment attempts are counted per user id, and ids restart with each test database."""
+    from django.core.cache import caches
+
+    from tests.conftest import delete_redis_keys
+
+    if not delete_redis_keys("ratelimit:pages:*"):
+        caches["ratelimit"].clear()
+
+
 @pytest.fixture
 def stripe_configured(db):
     do_set_config("stripe_webhook_secret", WEBHOOK_SECRET)

@@ -39,6 +39,16 @@ def test_paying_for_a_pack_off_sale_or_without_a_card_charges_nothing(signed_in,
     assert not Payment.objects.exists()
 
 
+def test_payment_attempts_beyond_the_limit_are_refused_before_stripe(signed_in, pack, settings):
+    settings.CARD_PAYMENT_RATE = "2/h"
+    body = {"pack": pack.pk, "token": "tok_123"}
+    for _ in range(2):  # refused by the missing Stripe key, but counted
+        assert signed_in.post("/app/billing/pay/", body, content_type="application/json").status_code == 503
+    refused = signed_in.post("/app/billing/pay/", body, content_type="application/json")
+    assert refused.status_code == 429 and refused.json()["error"].startswith("Too many payment attempts")
+    assert int(refused["Retry-After"]) > 0
+
+
 def test_without_a_stripe_key_paying_is_unavailable(signed_in, pack):
     r = signed_in.post("/app/billing/pay/", {"pack": pack.pk, "token": "tok_123"}, content_type="application/json")
     assert r.status_code == 503 and r.json()["code"] == "PaymentsNotConfigured"

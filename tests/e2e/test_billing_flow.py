@@ -20,6 +20,7 @@ from keys.credits import audit_credits
 from keys.models import ApiKey, CreditEntry
 from tests.billing.stripe_events import WEBHOOK_SECRET, WEBHOOK_URL
 from tests.chat.browser_session import PASSWORD, fast_passwords, screenshot  # noqa: F401 - fast_passwords is a fixture
+from tests.conftest import delete_redis_keys
 from tests.servers import start_localstripe, stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_passwords")]
@@ -41,6 +42,7 @@ def stripe(localstripe, live_server_url, settings):
     settings.CHAT_SIGNUP_CREDITS = GRANT
     # Every run signs up from 127.0.0.1, and allauth's limits live in Redis across runs.
     settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "signup": None, "confirm_email": None}
+    delete_redis_keys("ratelimit:pages:*")  # payment attempts count per user id, which restart with the database
     do_set_config("stripe_publishable_key", "pk_test_browserflow")
     do_set_config("stripe_secret_key", "sk_test_browserflow")
     do_set_config("stripe_webhook_secret", WEBHOOK_SECRET)
