@@ -19,7 +19,7 @@ from endpoint.core.config import do_set_config
 from keys.credits import audit_credits
 from keys.models import ApiKey, CreditEntry
 from tests.billing.stripe_events import WEBHOOK_SECRET, WEBHOOK_URL
-from tests.chat.browser_session import PASSWORD, fast_passwords, screenshot  # noqa: F401 - fast_passwords is a fixture
+from tests.chat.browser_session import PASSWORD, assert_fits_width, fast_passwords, screenshot  # noqa: F401 - fast_passwords is a fixture
 from tests.conftest import delete_redis_keys
 from tests.servers import start_localstripe, stop
 
@@ -83,6 +83,10 @@ def test_sign_up_buy_a_pack_and_spend_it_on_v1(page, live_server_url, network, s
     expect(page.locator("table.payments tbody tr")).to_contain_text(["Succeeded"])
     expect(page.locator("table.movements")).to_contain_text("+1000")
     screenshot(page, "billing-paid")
+    for width in (390, 1280, 1440):  # the page with a payment and its movements, on a phone and a laptop
+        page.set_viewport_size({"width": width, "height": 900})
+        assert_fits_width(page)
+        expect(page.locator("table.payments")).to_be_visible()
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="My API keys").click()
     page.get_by_label("Name").fill("bought")

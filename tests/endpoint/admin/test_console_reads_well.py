@@ -31,6 +31,7 @@ def test_apps_nobody_uses_in_the_console_are_hidden(console):
     assert apps == {
         "account": {"EmailAddress"},
         "auth": {"Group", "User"},
+        "billing": {"CreditPack", "Payment"},
         "endpoint": {"EndpointConfig", "Neuron"},
         "keys": {"ApiKey"},
         "logs": {"Request"},
