@@ -20,6 +20,12 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f} ms"
 
 
+@register.filter
+def thousands(value: int | None) -> str:
+    """12345 as 12,345: counts on the dashboard read at a glance."""
+    return "–" if value is None else f"{value:,}"
+
+
 @register.inclusion_tag("admin/console/dashboard.html", takes_context=True)
 def console_dashboard(context: template.Context) -> dict:
     request = context["request"]
