@@ -73,9 +73,14 @@ def rename_conversation(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def delete_conversation(request: HttpRequest, pk: int) -> HttpResponse:
-    services.delete_conversation(get_object_or_404(Conversation.objects.of(request.user), pk=pk))
+    """GET asks to confirm (a page of its own, so it works without scripts);
+    POST deletes, for good."""
+    conversation = get_object_or_404(Conversation.objects.of(request.user), pk=pk)
+    if request.method == "GET":
+        return render(request, "chat/delete_conversation.html", {"conversation": conversation})
+    services.delete_conversation(conversation)
     messages.success(request, "Conversation deleted.")
     return redirect("chat-home")
 

@@ -25,6 +25,9 @@ async def test_rename_and_delete_from_the_page(browser_for, alice, network):
     page = await me.page(conversation["url"])
     assert ">Arithmetic</a>" in page.text and '<h1 id="conversation-title">Arithmetic</h1>' in page.text
 
+    confirm = await me.page(f"/app/c/{conversation['id']}/delete/")  # asks first, deletes nothing
+    assert "Delete “Arithmetic”?" in confirm.text and "Its 2 messages will be gone for good" in confirm.text
+    assert (await me.page(conversation["url"])).status_code == 200
     deleted = await me.post_form(f"/app/c/{conversation['id']}/delete/", {})
     assert deleted.headers["location"] == "/app/"
     page = await me.page("/app/")

@@ -56,9 +56,18 @@ def test_sign_up_verify_chat_rename_delete(page, live_server_url, network):
     page.get_by_role("button", name="Rename").click()
     expect(page.locator("#conversation-list a")).to_have_text(["Subnet questions"])
     page.get_by_text("Rename or delete").click()
+    page.get_by_role("link", name="Delete conversation").click()
+    expect(page.get_by_role("heading", name="Delete “Subnet questions”?")).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()  # nothing deleted: back to the conversation
+    expect(page.locator("#conversation-list a")).to_have_text(["Subnet questions"])
+    page.get_by_text("Rename or delete").click()
+    page.get_by_role("link", name="Delete conversation").click()
     page.get_by_role("button", name="Delete conversation").click()
     expect(page.get_by_text("Conversation deleted.")).to_be_visible()
     expect(page.locator("#conversation-list a")).to_have_count(0)
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Account").click()
+    expect(page).to_have_url(re.compile(r"/accounts/email/$"))  # email, password and sign-in settings
 
 
 def test_pick_a_miner_by_tag_and_get_its_answer(page, live_server_url, network):

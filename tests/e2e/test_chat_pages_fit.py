@@ -75,7 +75,7 @@ def test_conversation_and_miner_search_fit(page, live_server_url, network, check
     expect(page.locator(".bubble pre")).to_be_visible()
     check("conversation", page.get_by_label("Message"), page.get_by_role("button", name="Send"))
     page.get_by_text("Rename or delete").click()
-    check("conversation-actions", page.get_by_role("button", name="Rename"), page.get_by_role("button", name="Delete"))
+    check("conversation-actions", page.get_by_role("button", name="Rename"), page.get_by_role("link", name="Delete"))
 
     page.get_by_role("button", name="Settings").click()
     page.get_by_label("Search miners by description or tag, or by hotkey").fill(hotkey[6:18])
@@ -85,6 +85,13 @@ def test_conversation_and_miner_search_fit(page, live_server_url, network, check
     if check.width < 700:
         page.get_by_role("button", name="Conversations").click()
         check("conversations", page.get_by_role("button", name="New chat"))
+
+    page.goto(f"{live_server_url}/app/c/{conversation.pk}/delete/")
+    check(
+        "delete-conversation",
+        page.get_by_role("button", name="Delete conversation"),
+        page.get_by_role("link", name="Cancel"),
+    )
 
 
 def test_keys_pages_fit(page, live_server_url, network, check):
