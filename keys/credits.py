@@ -336,14 +336,14 @@ def do_adjust_credits(key: ApiKey, delta: int, *, reason: str = "", actor: str =
     return key
 
 
-def do_book_payment(key_id: int, delta: int, kind: str, *, reason: str) -> bool:
-    """Credits a payment brings (``delta`` > 0) or a refund or dispute takes
-    back, in the caller's transaction. Unlike an operator's adjustment, this
+def do_book_payment(key_id: int, delta: int, kind: str, *, reason: str, actor: str = "stripe") -> bool:
+    """Credits a payment (by card or a TAO deposit) brings (``delta`` > 0) or
+    a refund or dispute takes back, in the caller's transaction. Unlike an operator's adjustment, this
     may leave the balance below zero (the credits may be spent already): the
     key then answers 402 until topped up. False for an unlimited or missing key."""
     changed = ApiKey.objects.filter(pk=key_id, credits__isnull=False).update(credits=F("credits") + delta)
     if changed and delta:
-        CreditEntry.objects.create(key_id=key_id, kind=kind, amount=delta, actor="stripe", reason=reason[:500])
+        CreditEntry.objects.create(key_id=key_id, kind=kind, amount=delta, actor=actor, reason=reason[:500])
     return bool(changed)
 
 

@@ -93,7 +93,7 @@ class CreditEntry(models.Model):
 
     OPENING, GRANT, TOPUP, ADJUST = "opening", "grant", "topup", "adjust"
     HOLD, SETTLE, RELEASE, TRANSFER = "hold", "settle", "release", "transfer"
-    PURCHASE, REFUND = "purchase", "refund"
+    PURCHASE, REFUND, DEPOSIT = "purchase", "refund", "deposit"
     KINDS = [
         (OPENING, "opening balance"),
         (GRANT, "grant"),
@@ -105,6 +105,7 @@ class CreditEntry(models.Model):
         (TRANSFER, "transfer"),
         (PURCHASE, "purchase"),
         (REFUND, "refund or dispute"),
+        (DEPOSIT, "TAO deposit"),
     ]
 
     # Indexed as the first column of creditentry_key.
