@@ -334,6 +334,8 @@ CELERY_BEAT_SCHEDULE = {
     "release-abandoned-holds": {"task": "logs.release_abandoned_calls", "schedule": 60},
     "sync-metagraph": {"task": "endpoint.sync_metagraph_when_due", "schedule": BEAT_TICK_SECONDS},
     "purge-request-logs": {"task": "logs.purge_request_logs", "schedule": 3600},
+    # Does nothing until the operator stores a seed and a rate (`manage.py tao`).
+    "scan-tao-deposits": {"task": "billing.scan_tao_deposits", "schedule": 60},
 }
 
 # Prometheus (/metrics). With several server processes each writes its

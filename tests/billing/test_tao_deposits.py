@@ -1,0 +1,216 @@
+"""TAO deposits: each user's derived address, and the scan that credits a
+transfer to it once its block is final, through the SDK's Client fed
+recorded chain answers (``tao_chain_fixture``; no chain is reachable here)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+
+import pytest
+from bittensor.sp_core import Keypair
+
+from billing import deposits
+from billing.models import RAO_PER_TAO, Deposit, DepositAddress, TaoRate
+from chat.services import chat_account
+from keys.credits import audit_credits
+from keys.models import ApiKey, CreditEntry
+from tests.billing.tao_chain_fixture import FakeChain
+from tests.commands import manage
+from tests.factories import UserFactory
+
+SEED = Keypair.generate_mnemonic()
+STRANGER = Keypair.create_from_uri("//Alice").ss58_address
+SENDER = Keypair.create_from_uri("//Bob").ss58_address
+CONFIRMATIONS = 3
+
+
+@pytest.fixture
+def rate(db) -> TaoRate:
+    deposits.do_set_seed(SEED)
+    return deposits.do_set_rate(credits_per_tao=1000, minimum_tao="0.5", confirmations=CONFIRMATIONS)
+
+
+@pytest.fixture
+def depositor(rate):
+    user = UserFactory(email="tao@example.com")
+    chat_account(user)
+    return user
+
+
+@pytest.fixture
+def chain(rate) -> FakeChain:
+    chain = FakeChain(head=500)
+    # Scanning starts where the first scan finds the chain.
+    TaoRate.objects.filter(pk=1).update(scanned_to=490)
+    return chain
+
+
+def balance(user) -> int:
+    return ApiKey.objects.get(pk=chat_account(user).key_id).credits
+
+
+def scan(chain: FakeChain, **options):
+    return deposits.scan_deposits(network="local", substrate=chain, **options)
+
+
+def test_each_user_gets_an_address_of_their_own_derived_from_the_seed(depositor):
+    other = UserFactory()
+    mine, theirs = deposits.deposit_address(depositor), deposits.deposit_address(other)
+    assert mine.address == Keypair.create_from_uri(f"{SEED}//deposit//{depositor.pk}").ss58_address
+    assert theirs.address != mine.address and deposits.deposit_address(depositor) == mine
+    assert DepositAddress.objects.count() == 2
+
+
+def test_no_address_while_deposits_are_off(db):
+    assert deposits.deposit_address(UserFactory()) is None
+    deposits.do_set_seed(SEED)  # a seed but no rate yet
+    assert deposits.deposit_address(UserFactory()) is None
+    assert scan(FakeChain()) is None
+
+
+def test_a_deposit_is_pending_until_confirmed_then_credited_once(depositor, chain):
+    address = deposits.deposit_address(depositor).address
+    before = balance(depositor)
+    chain.transfer(499, SENDER, address, 2 * RAO_PER_TAO)
+
+    first = scan(chain)  # block 499 has 1 confirmation of 3
+    deposit = Deposit.objects.get()
+    assert (deposit.status, deposit.credits, deposit.amount) == (Deposit.PENDING, 2000, "2 TAO")
+    assert (deposit.block_number, deposit.extrinsic_index, deposit.sender) == (499, 1, SENDER)
+    assert balance(depositor) == before and first.credited == 0
+    assert TaoRate.load().scanned_to == 497  # the blocks after it are read again next time
+
+    chain.advance(2)  # 502: three blocks on top of 499, and finalized
+    assert scan(chain).credited == 1
+    deposit.refresh_from_db()
+    assert deposit.status == Deposit.CREDITED and deposit.credited_at is not None
+    assert balance(depositor) == before + 2000
+    entry = CreditEntry.objects.get(kind=CreditEntry.DEPOSIT)
+    assert (entry.amount, entry.actor, entry.key_id) == (2000, "tao", chat_account(depositor).key_id)
+    assert "2 TAO" in entry.reason and "499" in entry.reason
+
+    chain.advance(5)
+    assert scan(chain).credited == 0
+    assert balance(depositor) == before + 2000 and Deposit.objects.count() == 1
+    assert audit_credits() == []
+
+
+def test_not_credited_before_its_block_is_finalized(depositor, chain):
+    address = deposits.deposit_address(depositor).address
+    chain.transfer(495, SENDER, address, RAO_PER_TAO)
+    chain.advance(10, finalized_lag=20)  # deep enough, but the finality gadget lags
+    scan(chain)
+    assert Deposit.objects.get().status == Deposit.PENDING
+    chain.finalized = chain.head
+    scan(chain)
+    assert Deposit.objects.get().status == Deposit.CREDITED
+
+
+def test_a_replayed_scan_credits_nothing_twice(depositor, chain):
+    address = deposits.deposit_address(depositor).address
+    chain.transfer(492, SENDER, address, RAO_PER_TAO)
+    chain.transfer(492, SENDER, address, 3 * RAO_PER_TAO)  # two in one block, each its own deposit
+    before = balance(depositor)
+    assert scan(chain).credited == 2
+    for _ in range(2):
+        assert scan(chain, after=480).credited == 0  # `tao scan --from 481`
+    assert balance(depositor) == before + 4000
+    assert Deposit.objects.filter(status=Deposit.CREDITED).count() == 2
+    assert CreditEntry.objects.filter(kind=CreditEntry.DEPOSIT).count() == 2
+    assert audit_credits() == []
+
+
+def test_a_deposit_below_the_minimum_is_recorded_not_credited(depositor, chain):
+    address = deposits.deposit_address(depositor).address
+    before = balance(depositor)
+    chain.transfer(491, SENDER, address, RAO_PER_TAO // 4)  # 0.25 TAO, the minimum is 0.5
+    scan(chain)
+    deposit = Deposit.objects.get()
+    assert deposit.status == Deposit.TOO_SMALL and deposit.amount == "0.25 TAO"
+    assert balance(depositor) == before and not CreditEntry.objects.filter(kind=CreditEntry.DEPOSIT).exists()
+
+
+def test_transfers_to_other_addresses_and_failed_transfers_are_ignored(depositor, chain):
+    address = deposits.deposit_address(depositor).address
+    chain.transfer(493, SENDER, STRANGER, 5 * RAO_PER_TAO)
+    chain.transfer(494, SENDER, address, 5 * RAO_PER_TAO, fails=True)
+    before = balance(depositor)
+    result = scan(chain)
+    assert (result.seen, result.credited) == (0, 0)
+    assert not Deposit.objects.exists() and balance(depositor) == before
+
+
+def test_a_pending_deposit_on_a_replaced_block_is_dropped(depositor, chain):
+    address = deposits.deposit_address(depositor).address
+    chain.transfer(499, SENDER, address, RAO_PER_TAO)
+    scan(chain)
+    assert Deposit.objects.get().status == Deposit.PENDING
+    chain.fork(499)  # the block that carried it lost to another
+    chain.advance(5)
+    scan(chain)
+    assert Deposit.objects.get().status == Deposit.DROPPED
+    assert not CreditEntry.objects.filter(kind=CreditEntry.DEPOSIT).exists()
+
+
+def test_the_first_scan_reads_a_bounded_window_below_the_finalized_block(rate):
+    chain = FakeChain(head=10_000)
+    result = scan(chain)
+    assert result.blocks == deposits.MAX_BLOCKS_PER_SCAN and min(chain.reads) == 10_000 - 100 + 1
+    assert TaoRate.load().scanned_to == 10_000 - CONFIRMATIONS
+
+
+def test_an_unreachable_chain_is_one_error_line_and_moves_nothing(depositor, chain):
+    # The configured network ("local", nothing listening): what these machines see of any chain.
+    code, _, err = manage("tao", "scan", "--from", "481")
+    assert code == 1 and err.startswith("Error: could not read local")
+    assert TaoRate.load().scanned_to == 490 and not Deposit.objects.exists()
+
+
+def test_the_rate_is_set_from_the_command_line_and_bad_values_refused(db):
+    code, out, _ = manage("tao", "rate", "-c", "250", "-m", "0.05", "--confirmations", "6")
+    rate = TaoRate.load()
+    assert code == 0 and (rate.credits_per_tao, rate.minimum_rao, rate.confirmations) == (250, 5 * 10**7, 6)
+    assert "0.05 TAO" in out
+    for args, error in (
+        (["-c", "lots"], "Credits per TAO must be a whole number"),
+        (["-m", "0.0000000001"], "at most 9 decimals"),
+        (["--confirmations", "0"], "Confirmations must be a whole number from 1"),
+    ):
+        code, _, err = manage("tao", "rate", *args)
+        assert code == 1 and err.startswith("Error: ") and error in err
+    assert TaoRate.load().credits_per_tao == 250
+
+
+def test_the_seed_is_stored_encrypted_and_never_shown(db, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(SEED + "\n"))
+    code, out, err = manage("tao", "seed")
+    assert code == 0 and "stored" in out
+    _, shown, _ = manage("tao", "show")
+    assert "stored (encrypted)" in shown
+    rate = TaoRate.load()
+    assert rate.seed == SEED and SEED.split()[0] not in rate.seed_encrypted
+    deposits.do_set_rate(credits_per_tao=10)
+    user = UserFactory()
+    deposits.deposit_address(user)
+    scan(FakeChain(head=50))
+    everything = out + err + shown + caplog.text
+    assert all(word not in everything.split() for word in SEED.split() if len(word) > 3)
+    assert SEED not in everything
+
+
+def test_a_bad_seed_is_refused_without_echoing_it(db, monkeypatch):
+    phrase = "correct horse battery staple not a mnemonic at all"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(phrase + "\n"))
+    code, out, err = manage("tao", "seed")
+    assert code == 1 and "not a valid seed phrase" in err and "horse" not in out + err
+    assert not TaoRate.load().has_seed
+
+
+def test_the_seed_cannot_be_replaced_once_addresses_were_given(depositor):
+    deposits.deposit_address(depositor)
+    with pytest.raises(ValueError, match="can't be replaced"):
+        deposits.do_set_seed(Keypair.generate_mnemonic())
+    assert TaoRate.load().seed == SEED
