@@ -5,18 +5,20 @@ since only Stripe's webhook may change them, and export as CSV."""
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.urls import path
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils import timezone
 
 from logs.admin import spreadsheet_safe
 
-from .models import CreditPack, Payment, StripeEvent
+from . import deposits
+from .models import RAO_PER_TAO, CreditPack, Deposit, DepositAddress, Payment, StripeEvent, TaoRate
 
 EXPORT_COLUMNS = (
     "id", "created_at", "user__email", "pack__name", "credits", "amount", "currency", "status",
@@ -79,3 +81,54 @@ class PaymentAdmin(ReadOnly, admin.ModelAdmin):
         for row in payments.order_by("-created_at", "-pk").values_list(*EXPORT_COLUMNS).iterator():
             writer.writerow([spreadsheet_safe(cell) for cell in row])
         return response
+
+
+# --- TAO deposits ----------------------------------------------------------------------
+
+
+@admin.register(TaoRate)
+class TaoRateAdmin(admin.ModelAdmin):
+    """The one row of TAO settings. The seed is set with `manage.py tao seed`
+    only (write-only, from a prompt): the console just says whether it is."""
+
+    fields = ("credits_per_tao", "minimum_rao", "confirmations", "seed_stored", "scanned_to", "scanned_at")
+    readonly_fields = ("seed_stored", "scanned_to", "scanned_at")
+
+    @admin.display(description="seed", boolean=True)
+    def seed_stored(self, obj: TaoRate) -> bool:
+        return obj.has_seed
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:billing_taorate_change", args=[TaoRate.load().pk]))
+
+    def save_model(self, request: HttpRequest, obj: TaoRate, form: Any, change: bool) -> None:
+        # The same service as `manage.py tao rate`.
+        deposits.do_set_rate(
+            credits_per_tao=obj.credits_per_tao,
+            minimum_tao=Decimal(obj.minimum_rao) / RAO_PER_TAO,
+            confirmations=obj.confirmations,
+        )
+
+
+@admin.register(DepositAddress)
+class DepositAddressAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("address", "user", "index", "created_at")
+    search_fields = ("address", "user__email")
+    list_select_related = ("user",)
+
+
+@admin.register(Deposit)
+class DepositAdmin(ReadOnly, admin.ModelAdmin):
+    """Read-only: only the chain scan records and credits deposits."""
+
+    list_display = ("block_number", "seen_at", "user", "amount", "credits", "status", "sender", "credited_at")
+    list_filter = ("status", "seen_at")
+    search_fields = ("user__email", "sender", "address__address", "block_hash")
+    list_select_related = ("user",)
+    date_hierarchy = "seen_at"

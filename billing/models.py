@@ -140,7 +140,9 @@ class TaoRate(models.Model):
         default=RAO_PER_TAO // 10, help_text="Smaller deposits are recorded but not credited (in rao, 1e-9 TAO)."
     )
     confirmations = models.PositiveIntegerField(
-        default=12, help_text="Blocks on top of a deposit's block (and finalized) before it is credited."
+        default=12,
+        validators=[MinValueValidator(1)],
+        help_text="Blocks on top of a deposit's block (and finalized) before it is credited.",
     )
     seed_encrypted = models.TextField(blank=True, editable=False)
     scanned_to = models.BigIntegerField(

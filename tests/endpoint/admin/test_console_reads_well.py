@@ -31,7 +31,7 @@ def test_apps_nobody_uses_in_the_console_are_hidden(console):
     assert apps == {
         "account": {"EmailAddress"},
         "auth": {"Group", "User"},
-        "billing": {"CreditPack", "Payment"},
+        "billing": {"CreditPack", "Deposit", "DepositAddress", "Payment", "TaoRate"},
         "endpoint": {"EndpointConfig", "Neuron"},
         "keys": {"ApiKey"},
         "logs": {"Request"},
