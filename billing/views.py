@@ -1,4 +1,4 @@
-"""The billing page (packs, payments, credit movements), its JSON calls to
+"""The billing page (packs, payments, TAO deposits, credit movements), its JSON calls to
 pay and to follow a payment, and Stripe's webhook. Thin: the work is in
 services (what a payment and an event do) and stripe_api (Stripe itself)."""
 
@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -22,8 +23,8 @@ from endpoint.core.jsonbody import loads_bounded
 from endpoint.core.models import EndpointConfig
 from keys.models import CreditEntry
 
-from . import services, stripe_api
-from .models import CreditPack, Payment
+from . import deposits, services, stripe_api
+from .models import CreditPack, Deposit, Payment, TaoRate
 
 HISTORY = 50  # rows of payments and of credit movements shown
 # A call's hold and its settlement are usage, not movements a buyer looks for.
@@ -43,6 +44,31 @@ def _policy() -> str:
     return f"{policy}; frame-src {js} https://hooks.stripe.com"
 
 
+def _qr_svg(text: str) -> str:
+    """``text`` as an inline SVG QR code: drawn here, so the page asks no one else."""
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, border=2)
+    return image.to_string(encoding="unicode")
+
+
+def _tao(user) -> dict:
+    """The TAO part of the page: the user's address, its QR code and deposits."""
+    rate = TaoRate.load()
+    address = deposits.deposit_address(user) if rate.enabled else None
+    if address is None:
+        return {"tao": None}
+    return {
+        "tao": rate,
+        "tao_address": address.address,
+        # Safe: the SVG is ours, drawn from an address we derived, nothing a user typed.
+        "tao_qr": mark_safe(_qr_svg(address.address)),
+        "tao_minutes": max(1, round(rate.confirmations * 12 / 60)),
+        "deposits": Deposit.objects.filter(user=user)[:HISTORY],
+    }
+
+
 def _balance(account) -> int | None:
     account.key.refresh_from_db(fields=["credits"])
     return account.key.credits
@@ -59,6 +85,7 @@ def billing_page(request: HttpRequest) -> HttpResponse:
         "stripe_js": settings.STRIPE_JS_URL,
         "payments": Payment.objects.filter(user=request.user)[:HISTORY],
         "movements": CreditEntry.objects.filter(key_id=account.key_id, kind__in=MOVEMENTS).order_by("-id")[:HISTORY],
+        **_tao(request.user),
     }
     response = render(request, "billing/billing.html", context)
     response["Content-Security-Policy"] = _policy()

@@ -214,3 +214,48 @@ def test_the_seed_cannot_be_replaced_once_addresses_were_given(depositor):
     with pytest.raises(ValueError, match="can't be replaced"):
         deposits.do_set_seed(Keypair.generate_mnemonic())
     assert TaoRate.load().seed == SEED
+
+
+def test_the_billing_page_shows_the_address_its_qr_code_and_the_deposits(client, depositor, chain):
+    client.force_login(depositor)
+    page = client.get("/app/billing/").text
+    address = DepositAddress.objects.get(user=depositor).address
+    assert f'<code id="tao-address">{address}</code>' in page and "<svg" in page and "<path" in page
+    assert "1 TAO buys 1000 credits" in page and "Deposits from 0.5 TAO" in page and "No TAO deposits yet." in page
+    chain.transfer(492, SENDER, address, RAO_PER_TAO)
+    chain.transfer(499, SENDER, address, 3 * RAO_PER_TAO // 2)
+    scan(chain)
+    page = client.get("/app/billing/").text
+    assert "1.5 TAO" in page and "Pending" in page and "Credited" in page
+    assert "+1000" in page and "TAO deposit 1 TAO at block 492" in page  # in the credit movements
+
+
+def test_the_page_says_nothing_of_tao_while_deposits_are_off(client, db):
+    user = UserFactory()
+    client.force_login(user)
+    assert "Pay with TAO" not in client.get("/app/billing/").text
+    assert not DepositAddress.objects.exists()
+
+
+def test_operators_set_the_rate_in_the_console_and_read_deposits_there(depositor, chain):
+    from django.test import Client
+
+    from tests.endpoint.roles import make_user
+
+    console = Client()
+    console.force_login(make_user("root", superuser=True))
+    assert console.get("/admin/billing/taorate/").url == "/admin/billing/taorate/1/change/"
+    form = console.get("/admin/billing/taorate/1/change/").text
+    assert "seed" in form and SEED.split()[0] not in form
+    answer = console.post(
+        "/admin/billing/taorate/1/change/", {"credits_per_tao": "40", "minimum_rao": "1000", "confirmations": "2"}
+    )
+    assert answer.status_code == 302
+    rate = TaoRate.load()
+    assert (rate.credits_per_tao, rate.minimum_rao, rate.confirmations, rate.seed) == (40, 1000, 2, SEED)
+    chain.transfer(492, SENDER, deposits.deposit_address(depositor).address, RAO_PER_TAO)
+    scan(chain)
+    listed = console.get("/admin/billing/deposit/").text
+    assert "492" in listed and "Credited" in listed
+    deposit = Deposit.objects.get()
+    assert console.post(f"/admin/billing/deposit/{deposit.pk}/delete/").status_code == 403
