@@ -259,3 +259,19 @@ def test_operators_set_the_rate_in_the_console_and_read_deposits_there(depositor
     assert "492" in listed and "Credited" in listed
     deposit = Deposit.objects.get()
     assert console.post(f"/admin/billing/deposit/{deposit.pk}/delete/").status_code == 403
+
+
+def test_beat_runs_the_scan_and_it_waits_for_a_seed_and_a_rate(db):
+    from django.conf import settings
+
+    from billing.tao_chain import ChainUnreachable
+    from endpoint.celery import app
+
+    app.loader.import_default_modules()
+    task = app.tasks[settings.CELERY_BEAT_SCHEDULE["scan-tao-deposits"]["task"]]
+    assert task.name == "billing.scan_tao_deposits" and task() is None  # deposits off: no chain asked
+    deposits.do_set_seed(SEED)
+    deposits.do_set_rate(credits_per_tao=1)
+    with pytest.raises(ChainUnreachable):  # the configured "local" chain: nothing listens here
+        task()
+    assert TaoRate.load().scanned_to is None
