@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chat.services import chat_account
@@ -150,9 +151,8 @@ def scan_deposits(*, network: str | None = None, after: int | None = None, subst
         tao_chain.read_chain(network, start, MAX_BLOCKS_PER_SCAN, MAX_BLOCKS_PER_SCAN, substrate=substrate)
     )
     final = min(read.finalized, read.head - rate.confirmations, read.last)
-    ours = dict(DepositAddress.objects.filter(address__in={t.recipient for t in read.transfers}).values_list(
-        "address", "pk"
-    ))  # fmt: skip
+    recipients = {t.recipient for t in read.transfers}
+    ours = dict(DepositAddress.objects.filter(address__in=recipients).values_list("address", "pk"))
     seen = credited = 0
     for transfer in read.transfers:
         if transfer.recipient not in ours:
@@ -164,10 +164,9 @@ def scan_deposits(*, network: str | None = None, after: int | None = None, subst
     # Where the next scan goes on from: after the last final block read, or,
     # with none final yet, from where this one started.
     mark = max(final, read.first - 1)
-    rows = TaoRate.objects.filter(pk=rate.pk)
-    if after is None:  # conditional, so two scans at once can't move the mark backwards
-        rows = rows.filter(scanned_to=rate.scanned_to) if rate.scanned_to is not None else rows.filter(scanned_to=None)
-    rows.update(scanned_to=mark, scanned_at=timezone.now())
+    # Conditional, so two scans at once, or a rescan, never move the mark backwards.
+    behind = Q(scanned_to=rate.scanned_to) if after is None else Q(scanned_to__lt=mark) | Q(scanned_to=None)
+    TaoRate.objects.filter(behind, pk=rate.pk).update(scanned_to=mark, scanned_at=timezone.now())
     result = ScanResult(read.head, final, max(0, read.last - read.first + 1), seen, credited)
     log.info("TAO deposits scan on %s: %s", network, result)
     return result

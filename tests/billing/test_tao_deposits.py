@@ -116,6 +116,7 @@ def test_a_replayed_scan_credits_nothing_twice(depositor, chain):
     assert scan(chain).credited == 2
     for _ in range(2):
         assert scan(chain, after=480).credited == 0  # `tao scan --from 481`
+    assert TaoRate.load().scanned_to == 497  # a rescan doesn't move the mark back
     assert balance(depositor) == before + 4000
     assert Deposit.objects.filter(status=Deposit.CREDITED).count() == 2
     assert CreditEntry.objects.filter(kind=CreditEntry.DEPOSIT).count() == 2
