@@ -1,8 +1,8 @@
 """Money in next to credits out, per day, for the operator's dashboard.
 
 A day's revenue is what the card payments credited that day brought, net of
-their refunds; a disputed payment counts nothing (the bank holds or took the
-money). Spend is the credits that calls were charged that day. Two
+their refunds (a disputed payment counts nothing: the bank holds or took the
+money), and the TAO deposits credited that day, in TAO. Spend is the credits that calls were charged that day. Three
 aggregate queries, whatever the size of the tables; days in UTC.
 """
 
@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from logs.models import Request
 
-from .models import Payment, money
+from .models import Deposit, Payment, money, tao
+
+TAO = "tao"  # the revenue key of TAO deposits, amounts in rao
 
 DAYS = 14
 
@@ -47,6 +49,18 @@ def revenue_by_day(days: int = DAYS, *, now: datetime | None = None) -> list[dic
         revenue[day][row["currency"]] = row["net"] or 0
         credits_sold[day] += row["credits"] or 0
 
+    deposits = (
+        Deposit.objects.filter(status=Deposit.CREDITED, credited_at__gte=since)
+        .annotate(day=Trunc("credited_at", "day", tzinfo=UTC))
+        .values("day")
+        .annotate(rao=Sum("amount_rao"), credits=Sum("credits"))
+        .order_by()
+    )
+    for row in deposits:
+        day = row["day"].astimezone(UTC).date()
+        revenue[day][TAO] = row["rao"] or 0
+        credits_sold[day] += row["credits"] or 0
+
     spent = (
         Request.objects.filter(started_at__gte=since)
         .annotate(day=Trunc("started_at", "day", tzinfo=UTC))
@@ -68,5 +82,6 @@ def revenue_by_day(days: int = DAYS, *, now: datetime | None = None) -> list[dic
 
 
 def revenue_text(revenue: dict[str, int]) -> str:
-    """``{"eur": 300, "usd": 1500}`` as "3.00 EUR, 15.00 USD"; "–" for none."""
-    return ", ".join(money(amount, currency) for currency, amount in revenue.items()) or "–"
+    """``{"eur": 300, "tao": 1500000000, "usd": 1500}`` as "3.00 EUR, 1.5 TAO, 15.00 USD"; "–" for none."""
+    texts = (tao(amount) if currency == TAO else money(amount, currency) for currency, amount in revenue.items())
+    return ", ".join(texts) or "–"
