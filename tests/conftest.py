@@ -8,12 +8,15 @@ import os
 
 import httpx
 import pytest
-from django.conf import settings
+from django.conf import global_settings, settings
 from django.db import connection
 from django.test import Client
 
 from endpoint.core.db import close_db_threads
+from tests import fast_flush
 from tests.factories import UserFactory
+
+fast_flush.install()
 
 pytest_plugins = ["tests.network_fixtures", "tests.browser", "tests.openai_spec_check"]
 
@@ -76,6 +79,11 @@ def console(operator) -> Client:
     client = Client()
     client.force_login(operator)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _quick_passwords(settings):
+    settings.PASSWORD_HASHERS = ["tests.hashers.QuickPBKDF2PasswordHasher", *global_settings.PASSWORD_HASHERS]
 
 
 @pytest.fixture(autouse=True)
