@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.urls import path, reverse
 from django.utils import timezone
 
-from logs.admin import spreadsheet_safe
+from logs.admin import ReadOnlyMixin, spreadsheet_safe
 
 from . import deposits
 from .models import RAO_PER_TAO, CreditPack, Deposit, DepositAddress, Payment, StripeEvent, TaoRate
@@ -34,25 +34,14 @@ class CreditPackAdmin(admin.ModelAdmin):
     fields = ("name", "credits", "amount", "currency", "active")
 
 
-class ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class StripeEventInline(ReadOnly, admin.TabularInline):
+class StripeEventInline(ReadOnlyMixin, admin.TabularInline):
     model = StripeEvent
     fields = ("received_at", "type", "event_id", "outcome")
     extra = 0
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnly, admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "id", "created_at", "user", "credits", "price", "status", "credits_taken_back", "stripe_payment_intent",
     )  # fmt: skip
@@ -117,14 +106,14 @@ class TaoRateAdmin(admin.ModelAdmin):
 
 
 @admin.register(DepositAddress)
-class DepositAddressAdmin(ReadOnly, admin.ModelAdmin):
+class DepositAddressAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("address", "user", "index", "created_at")
     search_fields = ("address", "user__email")
     list_select_related = ("user",)
 
 
 @admin.register(Deposit)
-class DepositAdmin(ReadOnly, admin.ModelAdmin):
+class DepositAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Read-only: only the chain scan records and credits deposits."""
 
     list_display = ("block_number", "seen_at", "user", "amount", "credits", "status", "sender", "credited_at")

@@ -84,7 +84,7 @@ def _failed(results) -> list[dict[str, Any]]:
 def _user_message(exc: errors.ApiError) -> str:
     """What the page says for a refused or failed prompt."""
     if isinstance(exc, errors.APIKeyNotEnoughCredits):
-        return "You are out of credits. Ask the operator for more to keep chatting."
+        return "You are out of credits. Buy more under Buy credits, or ask the operator."
     if isinstance(exc, errors.RateLimitExceeded):
         return f"You are sending messages too fast. Try again in {exc.retry_after} seconds."
     if isinstance(exc, errors.Unauthorized):

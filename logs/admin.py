@@ -108,7 +108,8 @@ class RouteFilter(admin.SimpleListFilter):
 
 
 class ReadOnlyMixin:
-    """Logs are evidence: nobody adds, edits or deletes them by hand."""
+    """Logs are evidence (and payments and deposits records of money):
+    nobody adds, edits or deletes them by hand."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

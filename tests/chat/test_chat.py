@@ -101,7 +101,7 @@ async def test_out_of_credits_is_said_plainly_and_no_miner_is_asked(browser_for,
     reply = await me.send("hi", strategy="uids", uids="4")
 
     assert reply.status_code == 402
-    assert reply.json()["error"] == "You are out of credits. Ask the operator for more to keep chatting."
+    assert reply.json()["error"] == "You are out of credits. Buy more under Buy credits, or ask the operator."
     assert network.miner(4).seen == []
 
 

@@ -157,7 +157,7 @@ def test_out_of_credits_is_kept_beside_the_message(page, live_server_url, networ
     sign_in(page, live_server_url, user)
     page.goto(live_server_url + "/app/")
     send(page, "hello?")
-    out = "You are out of credits. Ask the operator for more to keep chatting."
+    out = "You are out of credits. Buy more under Buy credits, or ask the operator."
     expect(page.get_by_role("alert")).to_have_text(out)
     page.reload()
     expect(page.get_by_role("alert")).to_have_text(out)

@@ -60,6 +60,6 @@ def test_out_of_credits_is_said_in_the_page(page, live_server_url, network):
 
     send(page, "hello?")
     expect(page.get_by_role("alert")).to_have_text(
-        "You are out of credits. Ask the operator for more to keep chatting."
+        "You are out of credits. Buy more under Buy credits, or ask the operator."
     )
     assert network.miner(0).seen == []
