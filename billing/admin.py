@@ -8,6 +8,7 @@ import csv
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
@@ -15,10 +16,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.urls import path, reverse
 from django.utils import timezone
 
+from endpoint.core.errors import BillingInputError
 from logs.admin import ReadOnlyMixin, spreadsheet_safe
 
 from . import deposits
-from .models import RAO_PER_TAO, CreditPack, Deposit, DepositAddress, Payment, StripeEvent, TaoRate
+from .models import RAO_PER_TAO, CreditPack, Deposit, DepositAddress, Payment, StripeEvent, TaoRate, tao
 
 EXPORT_COLUMNS = (
     "id", "created_at", "user__email", "pack__name", "credits", "amount", "currency", "status",
@@ -75,12 +77,36 @@ class PaymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
 # --- TAO deposits ----------------------------------------------------------------------
 
 
+class TaoRateForm(forms.ModelForm):
+    """The minimum in TAO, as `manage.py tao rate` takes it, not in rao."""
+
+    minimum_tao = forms.CharField(
+        label="Minimum deposit (TAO)", help_text="Smaller deposits are recorded but not credited. Up to 9 decimals."
+    )
+    confirmations = forms.IntegerField(min_value=1, help_text=TaoRate._meta.get_field("confirmations").help_text)
+
+    class Meta:
+        model = TaoRate
+        fields = ("credits_per_tao", "confirmations")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial.setdefault("minimum_tao", tao(self.instance.minimum_rao).removesuffix(" TAO"))
+
+    def clean_minimum_tao(self) -> Decimal:
+        try:
+            return Decimal(deposits.parse_tao(self.cleaned_data["minimum_tao"])) / RAO_PER_TAO
+        except BillingInputError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 @admin.register(TaoRate)
 class TaoRateAdmin(admin.ModelAdmin):
     """The one row of TAO settings. The seed is set with `manage.py tao seed`
     only (write-only, from a prompt): the console just says whether it is."""
 
-    fields = ("credits_per_tao", "minimum_rao", "confirmations", "seed_stored", "scanned_to", "scanned_at")
+    form = TaoRateForm
+    fields = ("credits_per_tao", "minimum_tao", "confirmations", "seed_stored", "scanned_to", "scanned_at")
     readonly_fields = ("seed_stored", "scanned_to", "scanned_at")
 
     @admin.display(description="seed", boolean=True)
@@ -100,7 +126,7 @@ class TaoRateAdmin(admin.ModelAdmin):
         # The same service as `manage.py tao rate`.
         deposits.do_set_rate(
             credits_per_tao=obj.credits_per_tao,
-            minimum_tao=Decimal(obj.minimum_rao) / RAO_PER_TAO,
+            minimum_tao=form.cleaned_data["minimum_tao"],
             confirmations=obj.confirmations,
         )
 

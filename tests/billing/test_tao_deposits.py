@@ -248,9 +248,13 @@ def test_operators_set_the_rate_in_the_console_and_read_deposits_there(depositor
     assert console.get("/admin/billing/taorate/").url == "/admin/billing/taorate/1/change/"
     form = console.get("/admin/billing/taorate/1/change/").text
     assert "seed" in form and SEED.split()[0] not in form
-    answer = console.post(
-        "/admin/billing/taorate/1/change/", {"credits_per_tao": "40", "minimum_rao": "1000", "confirmations": "2"}
-    )
+    assert 'name="minimum_tao" value="0.5"' in form  # in TAO, as the CLI takes it
+    change = "/admin/billing/taorate/1/change/"
+    for bad in ({"minimum_tao": "0.0000000001"}, {"minimum_tao": "lots"}, {"confirmations": "0"}):
+        answer = console.post(change, {"credits_per_tao": "40", "minimum_tao": "1", "confirmations": "2", **bad})
+        assert answer.status_code == 200 and "errornote" in answer.text  # the form again, saying why
+    assert TaoRate.load().minimum_rao == RAO_PER_TAO // 2  # nothing changed
+    answer = console.post(change, {"credits_per_tao": "40", "minimum_tao": "0.000001", "confirmations": "2"})
     assert answer.status_code == 302
     rate = TaoRate.load()
     assert (rate.credits_per_tao, rate.minimum_rao, rate.confirmations, rate.seed) == (40, 1000, 2, SEED)
