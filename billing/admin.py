@@ -24,7 +24,8 @@ from .models import RAO_PER_TAO, CreditPack, Deposit, DepositAddress, Payment, S
 
 EXPORT_COLUMNS = (
     "id", "created_at", "user__email", "pack__name", "credits", "amount", "currency", "status",
-    "credited_at", "credits_taken_back", "amount_refunded", "stripe_payment_intent", "stripe_charge", "failure",
+    "credited_at", "credits_taken_back", "amount_refunded", "stripe_payment_intent", "stripe_charge",
+    "stripe_customer", "failure",
 )  # fmt: skip
 
 
@@ -48,7 +49,7 @@ class PaymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "id", "created_at", "user", "credits", "price", "status", "credits_taken_back", "stripe_payment_intent",
     )  # fmt: skip
     list_filter = ("status", "currency", "created_at", "pack")
-    search_fields = ("user__email", "stripe_payment_intent", "stripe_charge")
+    search_fields = ("user__email", "stripe_payment_intent", "stripe_charge", "stripe_customer")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     inlines = [StripeEventInline]

@@ -81,6 +81,7 @@ class Payment(models.Model):
     status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
     stripe_payment_intent = models.CharField(max_length=255, unique=True, null=True, blank=True)
     stripe_charge = models.CharField(max_length=255, blank=True)
+    stripe_customer = models.CharField(max_length=255, blank=True, help_text="The buyer's customer in Stripe.")
     amount_refunded = models.PositiveIntegerField(default=0)
     disputed = models.BooleanField(default=False)
     credited_at = models.DateTimeField(null=True, blank=True)

@@ -40,11 +40,15 @@ def do_start_payment(user, pack_id: object, token: object) -> tuple[Payment, str
     payment = Payment.objects.create(
         user=user, key=account.key, pack=pack, credits=pack.credits, amount=pack.amount, currency=pack.currency
     )
+    customer = Payment.objects.filter(user=user).exclude(stripe_customer="").values_list("stripe_customer", flat=True)
     try:
-        intent = stripe_api.charge_card(payment.pk, pack.amount, pack.currency, token, user.email)
+        intent = stripe_api.charge_card(
+            payment.pk, pack.amount, pack.currency, token, user.email, customer.order_by("-pk").first() or ""
+        )
     except ApiError as exc:
         Payment.objects.filter(pk=payment.pk, status=Payment.PENDING).update(status=Payment.FAILED, failure=exc.detail)
         raise
+    Payment.objects.filter(pk=payment.pk).update(stripe_customer=intent.customer)
     # The webhook may have been quicker and linked it already.
     Payment.objects.filter(pk=payment.pk, stripe_payment_intent__isnull=True).update(stripe_payment_intent=intent.id)
     payment.refresh_from_db()

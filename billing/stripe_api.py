@@ -30,6 +30,7 @@ class Intent:
     id: str
     status: str  # Stripe's: succeeded, processing, requires_action, …
     client_secret: str
+    customer: str  # the Stripe customer charged, kept to charge the same user's next card on it
 
 
 def publishable_key() -> str:
@@ -60,23 +61,41 @@ def _client() -> stripe.StripeClient:
     )
 
 
-def charge_card(payment_id: int, amount: int, currency: str, token: str, email: str) -> Intent:
+def _save_card(client: stripe.StripeClient, payment_id: int, token: str, email: str, customer: str) -> tuple[str, str]:
+    """``(customer, card)``: the card of ``token`` saved on the user's Stripe
+    customer, or on a new one for a first payment (or if theirs was deleted
+    in Stripe's dashboard), so each user is one customer there."""
+    if customer:
+        try:
+            card = client.v1.customers.payment_sources.create(
+                customer, params={"source": token}, options={"idempotency_key": f"payment-{payment_id}-card"}
+            )
+            return customer, card.id
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "resource_missing":
+                raise
+    created = client.v1.customers.create(
+        params={"source": token, "email": email, "metadata": {"first_payment": str(payment_id)}},
+        options={"idempotency_key": f"payment-{payment_id}-customer"},
+    )
+    return created.id, created.default_source
+
+
+def charge_card(payment_id: int, amount: int, currency: str, token: str, email: str, customer: str = "") -> Intent:
     """Charge the card of ``token`` (made by Stripe.js in the browser): saved
-    on a new Stripe customer, then a PaymentIntent for it, confirmed at once.
-    Once per payment, whatever the retries: the idempotency keys are the
-    payment's. The credits come later, from the webhook."""
+    on the user's Stripe ``customer`` (a new one for a first payment), then a
+    PaymentIntent for it, confirmed at once. Once per payment, whatever the
+    retries: the idempotency keys are the payment's. The credits come later,
+    from the webhook."""
     metadata = {"payment": str(payment_id)}
     try:
         client = _client()
-        customer = client.v1.customers.create(
-            params={"source": token, "email": email, "metadata": metadata},
-            options={"idempotency_key": f"payment-{payment_id}-customer"},
-        )
+        customer, card = _save_card(client, payment_id, token, email, customer)
         params = {
             "amount": amount,
             "currency": currency,
-            "customer": customer.id,
-            "payment_method": customer.default_source,
+            "customer": customer,
+            "payment_method": card,
             "payment_method_types": ["card"],
             "confirm": True,
             "metadata": metadata,
@@ -91,7 +110,7 @@ def charge_card(payment_id: int, amount: int, currency: str, token: str, email: 
     except stripe.StripeError as exc:
         log.error("Stripe failed on payment %s: %s", payment_id, type(exc).__name__)
         raise PaymentProviderUnavailable() from None
-    return Intent(intent.id, intent.status, intent.client_secret or "")
+    return Intent(intent.id, intent.status, intent.client_secret or "", customer)
 
 
 def verified_event(payload: bytes, signature: str | None) -> dict:

@@ -16,7 +16,6 @@ from keys.credits import do_adjust_credits
 from tests import fast_flush
 from tests.factories import MinerResponseFactory, RequestLogFactory, UserFactory
 
-
 # Tables kept, or filled again by flush's post_migrate signal.
 REFILLED = {"auth.Permission", "contenttypes.ContentType", "sites.Site"}
 

@@ -118,7 +118,7 @@ def test_a_declined_card_charges_and_credits_nothing(page, live_server_url, netw
     assert not CreditEntry.objects.filter(kind=CreditEntry.PURCHASE).exists()
 
 
-def test_a_card_asking_for_3d_secure_is_confirmed_in_the_page(page, live_server_url, network, stripe):
+def test_a_card_asking_for_3d_secure_is_confirmed_in_the_page(page, live_server_url, network, stripe, localstripe):
     _sign_up(page, live_server_url, "secure@example.com")
     _pay(page, "Trial", "4000002500003155")  # Stripe's test card that needs authentication
     page.get_by_role("button", name="Complete authentication").click()  # Stripe.js's bank dialog
@@ -127,3 +127,14 @@ def test_a_card_asking_for_3d_secure_is_confirmed_in_the_page(page, live_server_
     )
     expect(page.locator("#balance")).to_have_text(str(GRANT + 50))
     assert Payment.objects.get().status == Payment.SUCCEEDED and audit_credits() == []
+
+    # Another card later: charged on the same Stripe customer, so the operator sees one per user there.
+    _pay(page, "Trial", "4242424242424242")
+    expect(page.get_by_role("status").filter(has_text="Payment")).to_have_text(
+        "Payment received: your credits were added.", timeout=15_000
+    )
+    expect(page.locator("#balance")).to_have_text(str(GRANT + 100))
+    first, second = Payment.objects.order_by("pk")
+    assert first.stripe_customer.startswith("cus_") and second.stripe_customer == first.stripe_customer
+    listed = httpx.get(localstripe + "/v1/customers", headers={"Authorization": "Bearer sk_test_browserflow"})
+    assert [c["id"] for c in listed.json()["data"] if c["email"] == "secure@example.com"] == [first.stripe_customer]

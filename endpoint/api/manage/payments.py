@@ -27,7 +27,7 @@ class PaymentSerializer(serializers.ModelSerializer):
         fields = (
             "id", "created_at", "user", "key", "pack", "credits", "amount", "currency", "price", "status",
             "credited_at", "credits_taken_back", "amount_refunded", "disputed", "stripe_payment_intent",
-            "stripe_charge", "failure",
+            "stripe_charge", "stripe_customer", "failure",
         )  # fmt: skip
         read_only_fields = fields
 
