@@ -29,6 +29,7 @@ class EndpointConfig(AppConfig):
         from endpoint.core.config import config_saved, forget_runtime_config
         from endpoint.core.encryption import reencrypt_on_save
         from endpoint.core.invalidation import on_change
+        from endpoint.core.subnets import config_saved_mirror
 
         request_finished.connect(close_page_connections, dispatch_uid="endpoint.close_page_connections")
         # A config save: its secrets re-encrypted with the current key before,
@@ -36,6 +37,8 @@ class EndpointConfig(AppConfig):
         config = self.get_model("EndpointConfig")
         pre_save.connect(reencrypt_on_save, sender=config, dispatch_uid="endpoint.reencrypt_on_save")
         post_save.connect(config_saved, sender=config, dispatch_uid="endpoint.config_saved")
+        # The chat subnet's settings are the config's: every save copies them over.
+        post_save.connect(config_saved_mirror, sender=config, dispatch_uid="endpoint.chat_subnet_mirror")
         on_change("config", forget_runtime_config)
 
 

@@ -17,7 +17,7 @@ from .db import cached_or_loaded
 from .encryption import SecretUnreadable, mask
 from .errors import ConfigError
 from .invalidation import announce
-from .models import EndpointConfig
+from .models import CHAT_SUBNET, EndpointConfig, Subnet
 from .strategies import normalize_strategy
 
 
@@ -277,7 +277,12 @@ def do_set_configs(changes: dict[str, str]) -> dict[str, Any]:
 
 def check_together(row: EndpointConfig, changes: dict[str, Any]) -> None:
     """Rules between settings, checked when ``changes`` touch them: the
-    default miner timeout can't exceed the cap requests are held to."""
+    default miner timeout can't exceed the cap requests are held to, and the
+    netuid is the chat subnet's, so no other subnet may have it."""
+    if "netuid" in changes:
+        other = Subnet.objects.filter(netuid=row.netuid).exclude(slug=CHAT_SUBNET).first()
+        if other is not None:
+            raise ConfigError(f"netuid {row.netuid} is already the subnet {other.slug!r}", param="netuid")
     if row.miner_timeout <= row.max_miner_timeout or not {"miner_timeout", "max_miner_timeout"} & set(changes):
         return
     name = "miner_timeout" if "miner_timeout" in changes else "max_miner_timeout"

@@ -68,6 +68,14 @@ class ConfigError(InputError):
     """A setting's new value is not one it can take."""
 
 
+class SubnetInputError(InputError):
+    """A subnet's fields are not ones it can take, or the edit breaks a rule between subnets."""
+
+
+class UnknownSubnet(SubnetInputError):
+    status, code = 404, "not_found"
+
+
 class RateLimitInputError(InputError):
     """Bad input about rate-limit rules."""
 

@@ -36,13 +36,60 @@ class Neuron(models.Model):
 
 STRATEGY_HELP = "'top_n:N', 'uids:1,2' or empty (uid 0)."
 
+METAGRAPH_SOURCES = [("chain", "chain"), ("file", "file")]
+
+# The slug of the subnet /chat and /v1/chat/completions serve: the one the
+# single-subnet config became. Its network, netuid, source, miner path, price
+# and strategy are still the EndpointConfig's (mirrored here on every save).
+CHAT_SUBNET = "chat"
+
+
+class Subnet(models.Model):
+    """One subnet the endpoint sells access to (``manage.py subnets``, the admin,
+    /api/admin/subnets/). Its neurons are the Neuron rows with its netuid, which
+    is why a netuid belongs to one subnet only."""
+
+    class Kind(models.TextChoices):
+        CHAT = "chat"
+        IMAGE = "image"
+        SPEECH = "speech"
+        TRANSCRIPTION = "transcription"
+        EMBEDDINGS = "embeddings"
+
+    slug = models.SlugField(max_length=50, unique=True, help_text="The subnet's name in commands and URLs.")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHAT)
+    network = models.CharField(max_length=200, default="local", help_text="finney, test, local or a ws:// URL.")
+    netuid = models.IntegerField(unique=True)
+    metagraph_source = models.CharField(max_length=10, choices=METAGRAPH_SOURCES, default="file")
+    metagraph_file = models.CharField(max_length=500, blank=True)
+    miner_path = models.CharField(max_length=200, default="/v1/chat/completions")
+    price = models.PositiveIntegerField(default=1, help_text="Credits one miner's answer costs.")
+    default_strategy = models.CharField(max_length=200, blank=True, help_text=STRATEGY_HELP)
+    enabled = models.BooleanField(default=True)
+    metagraph_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    metagraph_block = models.BigIntegerField(null=True, blank=True, editable=False)
+    metagraph_network = models.CharField(max_length=200, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["netuid"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (netuid {self.netuid})"
+
+    @property
+    def is_chat_subnet(self) -> bool:
+        return self.slug == CHAT_SUBNET
+
 
 class EndpointConfig(models.Model):
     """The one row of runtime configuration (``manage.py config``, the admin)."""
 
     network = models.CharField(max_length=200, default="local", help_text="finney, test, local or a ws:// URL.")
     netuid = models.IntegerField(default=1)
-    metagraph_source = models.CharField(max_length=10, choices=[("chain", "chain"), ("file", "file")], default="file")
+    metagraph_source = models.CharField(max_length=10, choices=METAGRAPH_SOURCES, default="file")
     metagraph_file = models.CharField(max_length=500, blank=True)
     metagraph_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     metagraph_block = models.BigIntegerField(null=True, blank=True, editable=False)

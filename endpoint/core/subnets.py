@@ -1,0 +1,206 @@
+"""The subnets the endpoint sells access to. Every write to one goes through
+here — `manage.py subnets`, the admin, /api/admin/subnets/ — with values in
+their text form, checked by the same parsers as the config's settings, so
+the three faces accept and refuse exactly the same things.
+
+The chat subnet is the single-subnet setup of before: its network, netuid,
+metagraph source, miner path, price and default strategy stay EndpointConfig
+settings, which the gateway reads. Editing them here edits the config
+(``do_set_configs``), and every config save copies them onto the chat
+subnet's row, so `config set netuid 5` and `subnets edit chat --netuid 5`
+are one and the same."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+
+from .config import FIELDS, Setting, _bool, _choice, _int, do_set_configs
+from .errors import ConfigError, SubnetInputError, UnknownSubnet
+from .models import CHAT_SUBNET, EndpointConfig, Subnet
+
+# Subnet field -> the config setting that holds it for the chat subnet.
+CHAT_SETTINGS: dict[str, str] = {
+    "network": "network",
+    "netuid": "netuid",
+    "metagraph_source": "metagraph_source",
+    "metagraph_file": "metagraph_file",
+    "miner_path": "miner_path",
+    "price": "cost_per_answer",
+    "default_strategy": "default_strategy",
+}
+NAME_MAX_LENGTH = Subnet._meta.get_field("name").max_length
+SLUG_MAX_LENGTH = Subnet._meta.get_field("slug").max_length
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def parse_slug(raw: str) -> str:
+    value = raw.strip()
+    if not SLUG_PATTERN.fullmatch(value) or len(value) > SLUG_MAX_LENGTH:
+        raise SubnetInputError(
+            f"expected lowercase letters, digits and hyphens (at most {SLUG_MAX_LENGTH}), got {value!r}"
+        )
+    return value
+
+
+def _name(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise SubnetInputError("a subnet needs a name")
+    if len(value) > NAME_MAX_LENGTH:
+        raise SubnetInputError(f"a name has at most {NAME_MAX_LENGTH} characters")
+    return value
+
+
+# The fields an operator sets, in the order commands and the API list them.
+SUBNET_FIELDS: dict[str, Setting] = {
+    "name": Setting(_name, "What operators and users call it, e.g. 'Image generation'."),
+    "kind": Setting(_choice(*Subnet.Kind.values), f"What its miners answer: {', '.join(Subnet.Kind.values)}."),
+    "network": FIELDS["network"],
+    "netuid": Setting(FIELDS["netuid"].parse, "The subnet's number on its chain, 0 to 65535; one subnet per netuid."),
+    "metagraph_source": FIELDS["metagraph_source"],
+    "metagraph_file": FIELDS["metagraph_file"],
+    "miner_path": FIELDS["miner_path"],
+    "price": Setting(_int(0), "Credits one miner's answer costs; a whole number ≥ 0."),
+    "default_strategy": FIELDS["default_strategy"],
+    "enabled": Setting(_bool, "Whether it is synced and served: true or false."),
+}
+# Addresses the server sends data to: only a superuser sets them from the
+# admin or the API (as for the config); the CLI is the machine operator's.
+SUPERUSER_ONLY = ("network", "metagraph_source", "metagraph_file", "miner_path")
+
+
+def _wrap(name: str, setting: Setting, raw: Any) -> Any:
+    try:
+        return setting(raw)
+    except (ConfigError, SubnetInputError) as exc:
+        raise SubnetInputError(exc.detail, param=name) from None
+
+
+def parse_subnet_fields(raw: Mapping[str, str]) -> dict[str, Any]:
+    """Typed values for ``raw`` (field -> text), or a SubnetInputError naming the field at fault."""
+    unknown = [name for name in raw if name not in SUBNET_FIELDS]
+    if unknown:
+        raise SubnetInputError(
+            f"unknown subnet field {unknown[0]!r}; known: {', '.join(SUBNET_FIELDS)}", param=unknown[0]
+        )
+    return {name: _wrap(name, SUBNET_FIELDS[name], text) for name, text in raw.items()}
+
+
+def check_subnet(row: Subnet, changed: set[str]) -> None:
+    """Rules between fields and between subnets, for ``row`` as it would be saved."""
+    if row.metagraph_source == "file" and not row.metagraph_file and changed & {"metagraph_source", "metagraph_file"}:
+        raise SubnetInputError("a subnet synced from a file needs its metagraph_file", param="metagraph_file")
+    if "netuid" in changed:
+        other = Subnet.objects.filter(netuid=row.netuid).exclude(pk=row.pk).first()
+        if other is not None:
+            # Neurons belong to the subnet of their netuid: two would share them.
+            raise SubnetInputError(f"netuid {row.netuid} is already the subnet {other.slug!r}", param="netuid")
+    if row.is_chat_subnet and not row.enabled:
+        raise SubnetInputError("the chat subnet serves /chat and /v1: it can't be disabled", param="enabled")
+    if row.is_chat_subnet and row.kind != Subnet.Kind.CHAT:
+        raise SubnetInputError("the chat subnet answers chat: its kind stays chat", param="kind")
+
+
+def find_subnet(slug: str) -> Subnet:
+    ensure_chat_subnet()
+    row = Subnet.objects.filter(slug=slug.strip()).first()
+    if row is None:
+        known = ", ".join(Subnet.objects.values_list("slug", flat=True))
+        raise UnknownSubnet(f"no subnet {slug!r}; known: {known}", param="slug")
+    return row
+
+
+def list_subnets() -> list[Subnet]:
+    ensure_chat_subnet()
+    return list(Subnet.objects.all())
+
+
+def subnet_values(row: Subnet) -> dict[str, Any]:
+    """A subnet as commands and the API show it."""
+    return {
+        "slug": row.slug,
+        **{name: getattr(row, name) for name in SUBNET_FIELDS},
+        "metagraph_synced_at": row.metagraph_synced_at,
+        "metagraph_block": row.metagraph_block,
+    }
+
+
+def do_add_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
+    """A new subnet from its fields' text forms; name and netuid are required.
+    Without a metagraph_source it is read from metagraph_file when one is
+    given, else from the chain."""
+    slug = _wrap("slug", Setting(parse_slug, ""), slug)
+    values = parse_subnet_fields(raw)
+    missing = [name for name in ("name", "netuid") if name not in values]
+    if missing:
+        raise SubnetInputError(f"a new subnet needs its {' and '.join(missing)}", param=missing[0])
+    values.setdefault("metagraph_source", "file" if values.get("metagraph_file") else "chain")
+    with transaction.atomic():
+        ensure_chat_subnet()
+        if Subnet.objects.filter(slug=slug).exists():
+            raise SubnetInputError(f"a subnet {slug!r} already exists", param="slug")
+        row = Subnet(slug=slug, **values)
+        check_subnet(row, {"slug", *values})
+        row.save()
+    return row
+
+
+def do_edit_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
+    """Change some of a subnet's fields from their text forms, all or none."""
+    values = parse_subnet_fields(raw)
+    with transaction.atomic():
+        row = find_subnet(slug)
+        for name, value in values.items():
+            setattr(row, name, value)
+        check_subnet(row, set(values))
+        if row.is_chat_subnet:
+            settings = {CHAT_SETTINGS[name]: raw[name] for name in values if name in CHAT_SETTINGS}
+            if settings:
+                try:
+                    do_set_configs(settings)  # copies them onto this row (config_saved)
+                except ConfigError as exc:
+                    field = next((f for f, s in CHAT_SETTINGS.items() if s == exc.param), exc.param)
+                    raise SubnetInputError(exc.detail, param=field) from None
+            own = [name for name in values if name not in CHAT_SETTINGS]
+            Subnet.objects.filter(pk=row.pk).update(**{name: values[name] for name in own})
+            row.refresh_from_db()
+        else:
+            row.save()
+    return row
+
+
+def do_remove_subnet(slug: str) -> None:
+    """Remove a subnet. Its neurons stay (a sync of a subnet with that netuid
+    brings them up to date); the chat subnet can't be removed."""
+    row = find_subnet(slug)
+    if row.is_chat_subnet:
+        raise SubnetInputError("the chat subnet serves /chat and /v1: it can't be removed", param="slug")
+    row.delete()
+
+
+def chat_subnet_values(config: EndpointConfig) -> dict[str, Any]:
+    return {name: getattr(config, setting) for name, setting in CHAT_SETTINGS.items()}
+
+
+def mirror_chat_subnet(config: EndpointConfig) -> None:
+    """Copy the config's subnet settings onto the chat subnet's row (made if missing)."""
+    values = chat_subnet_values(config)
+    if not Subnet.objects.filter(slug=CHAT_SUBNET).update(**values):
+        Subnet.objects.get_or_create(
+            slug=CHAT_SUBNET, defaults={"name": "Chat", "kind": Subnet.Kind.CHAT, "enabled": True, **values}
+        )
+
+
+def ensure_chat_subnet() -> None:
+    """A database where the config row was never made (or was emptied) gets
+    the chat subnet from it now, as the migration made it for existing ones."""
+    if not Subnet.objects.filter(slug=CHAT_SUBNET).exists():
+        mirror_chat_subnet(EndpointConfig.load())
+
+
+def config_saved_mirror(instance: EndpointConfig, **_: Any) -> None:
+    mirror_chat_subnet(instance)
