@@ -182,8 +182,12 @@ def do_remove_subnet(slug: str) -> None:
     row.delete()
 
 
+SYNC_STATUS = ("metagraph_synced_at", "metagraph_block", "metagraph_network")
+
+
 def chat_subnet_values(config: EndpointConfig) -> dict[str, Any]:
-    return {name: getattr(config, setting) for name, setting in CHAT_SETTINGS.items()}
+    values = {name: getattr(config, setting) for name, setting in CHAT_SETTINGS.items()}
+    return {**values, **{name: getattr(config, name) for name in SYNC_STATUS}}
 
 
 def mirror_chat_subnet(config: EndpointConfig) -> None:
@@ -202,5 +206,9 @@ def ensure_chat_subnet() -> None:
         mirror_chat_subnet(EndpointConfig.load())
 
 
-def config_saved_mirror(instance: EndpointConfig, **_: Any) -> None:
-    mirror_chat_subnet(instance)
+def config_saved_mirror(instance: EndpointConfig, created: bool = False, **_: Any) -> None:
+    """Every config save copies the chat subnet's settings. The row made on
+    first use holds the environment's defaults, which the migration gave the
+    chat subnet already (and ``ensure_chat_subnet`` gives a database without it)."""
+    if not created:
+        mirror_chat_subnet(instance)

@@ -1,9 +1,11 @@
-"""The subnet's metagraph: read from its source (the chain or a JSON snapshot),
+"""Each subnet's metagraph: read from its source (the chain or a JSON snapshot),
 stored as Neuron rows, and served to the hot path as an in-memory Directory.
 
-Writes go through ``sync_metagraph`` (the `metagraph sync` command, the Celery
-beat task, start-up). Reads on the hot path go through ``adirectory()``, which
-costs no query and no thread hop while the process's copy is fresh.
+Writes go through ``sync_subnets`` (the `metagraph sync` command, the Celery
+beat task) and ``sync_metagraph`` for the chat subnet (start-up, the admin).
+Reads on the hot path go through ``adirectory()`` (the chat subnet), which
+costs no query and no thread hop while the process's copy is fresh; the other
+subnets have their own copies (``subnet_directory``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from django.utils import timezone
 
 from endpoint.core.db import cached_or_loaded
 from endpoint.core.errors import MetagraphSourceError
-from endpoint.core.models import EndpointConfig, Neuron
+from endpoint.core.models import CHAT_SUBNET, EndpointConfig, Neuron, Subnet
+from endpoint.core.subnets import ensure_chat_subnet
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +286,8 @@ def _run_coroutine(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(make())).result()
 
 
-def read_configured_source(config: EndpointConfig) -> dict:
+def read_configured_source(config: EndpointConfig | Subnet) -> dict:
+    """The metagraph of the config's (or subnet's) network, netuid and source."""
     if config.metagraph_source == "file":
         return load_snapshot(config.metagraph_file)
     return _run_coroutine(lambda: fetch_chain_snapshot(config.network, config.netuid))
@@ -300,6 +304,7 @@ class SyncResult:
     block: int
     network: str
     netuid: int
+    subnet: str = CHAT_SUBNET
 
     @property
     def neurons(self) -> int:
@@ -307,30 +312,47 @@ class SyncResult:
 
 
 def sync_metagraph(*, snapshot: dict | None = None) -> SyncResult:
-    """Bring the Neuron rows of the configured netuid in line with the metagraph
-    source (or with ``snapshot``), then refresh this process's Directory."""
+    """Bring the Neuron rows of the chat subnet (the configured netuid) in line
+    with the metagraph source (or with ``snapshot``), then refresh this
+    process's Directory."""
     config = EndpointConfig.load()
+    return _sync(config, CHAT_SUBNET, snapshot, "manage.py config set netuid {netuid}")
+
+
+def sync_subnet(subnet: Subnet, *, snapshot: dict | None = None) -> SyncResult:
+    """``sync_metagraph`` for any subnet: its own source, netuid and status."""
+    if subnet.is_chat_subnet:
+        return sync_metagraph(snapshot=snapshot)  # its settings are the config's
+    return _sync(subnet, subnet.slug, snapshot, f"manage.py subnets edit {subnet.slug} --netuid {{netuid}}")
+
+
+def _sync(source: EndpointConfig | Subnet, slug: str, snapshot: dict | None, fix: str) -> SyncResult:
     if snapshot is None:
-        snapshot = read_configured_source(config)
+        snapshot = read_configured_source(source)
     else:
         snapshot = validate_snapshot(snapshot)
-    if snapshot["netuid"] != config.netuid:
+    if snapshot["netuid"] != source.netuid:
         # Rows for another netuid would never be served: say so instead of
         # reporting a successful sync of a subnet nobody reads.
+        serves = "the endpoint serves" if slug == CHAT_SUBNET else f"the subnet {slug!r} is"
         raise MetagraphSourceError(
-            f"the metagraph is for netuid {snapshot['netuid']} but the endpoint serves netuid {config.netuid} "
-            f"(manage.py config set netuid {snapshot['netuid']})"
+            f"the metagraph is for netuid {snapshot['netuid']} but {serves} netuid {source.netuid} "
+            f"({fix.format(netuid=snapshot['netuid'])})"
         )
+    status = {
+        "metagraph_synced_at": timezone.now(),
+        "metagraph_block": snapshot["block"],
+        "metagraph_network": snapshot["network"],
+    }
     with transaction.atomic():
         created, updated, deactivated = _write_neurons(snapshot["netuid"], snapshot["neurons"])
-        EndpointConfig.objects.filter(pk=config.pk).update(
-            metagraph_synced_at=timezone.now(),
-            metagraph_block=snapshot["block"],
-            metagraph_network=snapshot["network"],
-        )
-    result = SyncResult(created, updated, deactivated, snapshot["block"], snapshot["network"], snapshot["netuid"])
+        if slug == CHAT_SUBNET:
+            EndpointConfig.objects.filter(pk=source.pk).update(**status)
+        Subnet.objects.filter(slug=slug).update(**status)
+    result = SyncResult(created, updated, deactivated, snapshot["block"], snapshot["network"], snapshot["netuid"], slug)
     log.info(
-        "metagraph synced: network=%s netuid=%s block=%s created=%s updated=%s deactivated=%s",
+        "metagraph synced: subnet=%s network=%s netuid=%s block=%s created=%s updated=%s deactivated=%s",
+        slug,
         result.network,
         result.netuid,
         result.block,
@@ -338,8 +360,46 @@ def sync_metagraph(*, snapshot: dict | None = None) -> SyncResult:
         result.updated,
         result.deactivated,
     )
-    refresh_directory()
+    if slug == CHAT_SUBNET:
+        refresh_directory()
+    else:
+        _subnet_directories.pop(slug, None)
     return result
+
+
+@dataclass(frozen=True)
+class SubnetSync:
+    """One subnet's part of a sync of them all: its result, or why it failed."""
+
+    subnet: Subnet
+    result: SyncResult | None = None
+    error: Exception | None = None
+
+
+# What a sync that could not read its source raises; anything else is a bug.
+SYNC_FAILURES = (MetagraphSourceError, OSError)
+
+
+def sync_subnets(*, due_only: bool = False) -> list[SubnetSync]:
+    """Sync every enabled subnet, the chat subnet first; one whose source
+    fails is reported and the others are still synced. ``due_only`` skips
+    the subnets synced less than ``metagraph_sync_seconds`` ago (beat's tick)."""
+    ensure_chat_subnet()
+    config = EndpointConfig.load()
+    subnets = sorted(Subnet.objects.filter(enabled=True), key=lambda s: (not s.is_chat_subnet, s.netuid))
+    outcomes = []
+    for subnet in subnets:
+        # The chat subnet's status is the config's, as before subnets existed.
+        synced = config.metagraph_synced_at if subnet.is_chat_subnet else subnet.metagraph_synced_at
+        if due_only and synced is not None:
+            if (timezone.now() - synced).total_seconds() < config.metagraph_sync_seconds:
+                continue
+        try:
+            outcomes.append(SubnetSync(subnet, result=sync_subnet(subnet)))
+        except SYNC_FAILURES as exc:
+            log.warning("metagraph sync of subnet %s failed: %s", subnet.slug, exc)
+            outcomes.append(SubnetSync(subnet, error=exc))
+    return outcomes
 
 
 def _write_neurons(netuid: int, neurons: list[dict]) -> tuple[int, int, int]:
@@ -378,15 +438,16 @@ _cached: tuple[float, Directory] | None = None
 _cache_lock = threading.Lock()
 
 
-def load_directory() -> Directory:
-    """A Directory built from the database now (two queries)."""
-    config = EndpointConfig.load()
-    rows = Neuron.objects.filter(netuid=config.netuid).values("uid", *CHAIN_FIELDS)
+def load_directory(subnet: Subnet | None = None) -> Directory:
+    """A Directory built from the database now (two queries): the chat
+    subnet's, or ``subnet``'s."""
+    source = EndpointConfig.load() if subnet is None or subnet.is_chat_subnet else subnet
+    rows = Neuron.objects.filter(netuid=source.netuid).values("uid", *CHAIN_FIELDS)
     return Directory.build(
-        network=config.metagraph_network or config.network,
-        netuid=config.netuid,
-        block=config.metagraph_block,
-        synced_at=config.metagraph_synced_at,
+        network=source.metagraph_network or source.network,
+        netuid=source.netuid,
+        block=source.metagraph_block,
+        synced_at=source.metagraph_synced_at,
         neurons=[NeuronInfo(**row) for row in rows],
     )
 
@@ -419,7 +480,24 @@ async def adirectory() -> Directory:
     return await cached_or_loaded(_cached, window, "metagraph directory", refresh_directory, directory)
 
 
+# The other subnets' copies, by slug: nothing reads them on the chat path.
+_subnet_directories: dict[str, tuple[float, Directory]] = {}
+
+
+def subnet_directory(subnet: Subnet) -> Directory:
+    """``directory()`` for any subnet, each with its own copy."""
+    if subnet.is_chat_subnet:
+        return directory()
+    cached = _subnet_directories.get(subnet.slug)
+    if cached is not None and time.monotonic() - cached[0] <= settings.METAGRAPH_CACHE_SECONDS:
+        return cached[1]
+    fresh = load_directory(subnet)
+    _subnet_directories[subnet.slug] = (time.monotonic(), fresh)
+    return fresh
+
+
 def forget_directory() -> None:
     global _cached
     with _cache_lock:
         _cached = None
+        _subnet_directories.clear()

@@ -1,5 +1,5 @@
-"""`manage.py metagraph sync | show`: pull the subnet's metagraph from the
-configured source into the database, and look at what the endpoint serves."""
+"""`manage.py metagraph sync | show`: pull every enabled subnet's metagraph
+from its source into the database, and look at what the endpoint serves."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from rich.table import Table
 from rich.text import Text
 
 from endpoint.core.commands import OperatorCommand
-from endpoint.network.metagraph import Directory, NeuronInfo, load_directory, sync_metagraph
+from endpoint.core.models import CHAT_SUBNET
+from endpoint.core.subnets import find_subnet
+from endpoint.network.metagraph import (
+    Directory,
+    NeuronInfo,
+    SubnetSync,
+    load_directory,
+    sync_subnet,
+    sync_subnets,
+)
 
 
 def _yes_no(value: bool) -> str:
@@ -53,31 +62,48 @@ def neuron_row(n: NeuronInfo) -> list[Text]:
 
 
 class Command(OperatorCommand):
-    help = "Sync the subnet's metagraph from its source, or show the synced neurons."
+    help = "Sync the subnets' metagraphs from their sources, or show a subnet's synced neurons."
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True, metavar="{sync,show}")
-        actions.add_parser("sync", help="Read the metagraph (chain or file, see `config`) into the database.")
-        show = actions.add_parser("show", help="Print the synced neurons.")
+        sync = actions.add_parser(
+            "sync", help="Read every enabled subnet's metagraph (chain or file, see `subnets`) into the database."
+        )
+        sync.add_argument("--subnet", help="Only this subnet (its slug, see `subnets list`).")
+        show = actions.add_parser("show", help="Print a subnet's synced neurons.")
+        show.add_argument("--subnet", default=CHAT_SUBNET, help="The subnet's slug (default: chat).")
         show.add_argument("--serving", action="store_true", help="Only neurons that are active and serve an axon.")
 
     def handle(self, *args, action: str, **options):
         if action == "sync":
-            self.handle_sync()
+            self.handle_sync(options["subnet"])
         else:
-            self.handle_show(serving_only=options["serving"])
+            self.handle_show(options["subnet"], serving_only=options["serving"])
 
-    def handle_sync(self) -> None:
-        r = sync_metagraph()
-        self.stdout.write(
-            f"Synced metagraph: network {r.network}, netuid {r.netuid}, block {r.block}, {r.neurons} neurons "
-            f"({r.created} created, {r.updated} updated, {r.deactivated} deactivated)."
-        )
+    def handle_sync(self, slug: str | None) -> None:
+        if slug is not None:
+            subnet = find_subnet(slug)
+            outcomes = [SubnetSync(subnet, result=sync_subnet(subnet))]
+        else:
+            outcomes = sync_subnets()
+        for outcome in outcomes:
+            r, which = outcome.result, outcome.subnet.slug
+            # The chat subnet's line reads as it did when it was the only one.
+            of = "" if which == CHAT_SUBNET else f" of {which}"
+            if r is None:
+                self.stderr.write(f"Error: {outcome.error}" if not of else f"Error: subnet {which}: {outcome.error}")
+                continue
+            self.stdout.write(
+                f"Synced metagraph{of}: network {r.network}, netuid {r.netuid}, block {r.block}, {r.neurons} neurons "
+                f"({r.created} created, {r.updated} updated, {r.deactivated} deactivated)."
+            )
+        if any(outcome.error is not None for outcome in outcomes):
+            raise SystemExit(1)
 
-    def handle_show(self, *, serving_only: bool) -> None:
+    def handle_show(self, slug: str, *, serving_only: bool) -> None:
         # Straight from the database: the operator wants what is stored now,
         # not this process's cached copy.
-        view = load_directory()
+        view = load_directory(find_subnet(slug))
         self.stdout.write(header(view))
         neurons = sorted(view.by_uid.values(), key=lambda n: n.uid)
         if serving_only:
