@@ -10,7 +10,9 @@ from rest_framework import serializers
 from endpoint.core.config import FIELDS as CONFIG_FIELDS
 from endpoint.core.config import SECRETS, parse_rate_limits
 from endpoint.core.errors import ConfigError
+from endpoint.core.models import Subnet
 from endpoint.core.strategies import normalize_strategy
+from endpoint.core.subnets import SUBNET_FIELDS
 from keys.expiry import HINT as EXPIRY_HINT
 from keys.expiry import parse_valid_until
 from keys.models import ApiKey
@@ -451,3 +453,73 @@ class StatsSerializer(serializers.Serializer):
     top_keys = StatsKeyRowSerializer(many=True)
     top_miners = StatsMinerRowSerializer(many=True, help_text="The most queried miners.")
     series = StatsPointSerializer(many=True)
+
+
+# --- subnets -------------------------------------------------------------------------------
+
+
+class SubnetSerializer(serializers.Serializer):
+    """A subnet as `manage.py subnets list` shows it."""
+
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Subnet.Kind.values)
+    network = serializers.CharField()
+    netuid = serializers.IntegerField()
+    metagraph_source = serializers.ChoiceField(choices=["chain", "file"])
+    metagraph_file = serializers.CharField()
+    miner_path = serializers.CharField()
+    price = serializers.IntegerField(help_text="Credits one miner's answer costs.")
+    default_strategy = serializers.CharField()
+    enabled = serializers.BooleanField()
+    metagraph_synced_at = serializers.DateTimeField(allow_null=True, help_text="Null until its first sync.")
+    metagraph_block = serializers.IntegerField(allow_null=True)
+
+
+def _subnet_field(name: str) -> serializers.Field:
+    """The body field for a subnet field: typed for the schema and JSON input,
+    checked by endpoint.core.subnets as the CLI's values are."""
+    optional = {"required": False, "help_text": SUBNET_FIELDS[name].help}
+    if name in ("netuid", "price"):
+        return serializers.IntegerField(**optional)
+    if name == "enabled":
+        return serializers.BooleanField(**optional)
+    if name == "kind":
+        return serializers.ChoiceField(choices=Subnet.Kind.values, **optional)
+    if name == "metagraph_source":
+        return serializers.ChoiceField(choices=["chain", "file"], **optional)
+    return serializers.CharField(allow_blank=True, **optional)
+
+
+class _SubnetEditBase(serializers.Serializer):
+    def validate(self, attrs: dict) -> dict:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown subnet field."] for name in unknown})
+        if not attrs:
+            raise serializers.ValidationError("Nothing to change.")
+        return attrs
+
+
+# Built from endpoint.core.subnets.SUBNET_FIELDS so the API takes what the CLI does.
+SubnetUpdateSerializer = type(
+    "SubnetUpdateSerializer",
+    (_SubnetEditBase,),
+    {
+        "__doc__": "The subnet fields to change; send only those.",
+        "__module__": __name__,
+        **{name: _subnet_field(name) for name in SUBNET_FIELDS},
+    },
+)
+SubnetCreateSerializer = type(
+    "SubnetCreateSerializer",
+    (_SubnetEditBase,),
+    {
+        "__doc__": "A new subnet: slug, name and netuid at least.",
+        "__module__": __name__,
+        "slug": serializers.CharField(help_text="Its name in commands and URLs: lowercase letters, digits, hyphens."),
+        **{name: _subnet_field(name) for name in SUBNET_FIELDS},
+        "name": serializers.CharField(help_text=SUBNET_FIELDS["name"].help),
+        "netuid": serializers.IntegerField(help_text=SUBNET_FIELDS["netuid"].help),
+    },
+)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from . import config, keys, logs, payments, ratelimits, stats, user_keys
+from . import config, keys, logs, payments, ratelimits, stats, subnets, user_keys
 
 staff = SimpleRouter()
 staff.register("keys", keys.KeyViewSet, basename="manage-key")
 staff.register("logs", logs.LogViewSet, basename="manage-log")
 staff.register("payments", payments.PaymentViewSet, basename="manage-payment")
+staff.register("subnets", subnets.SubnetViewSet, basename="manage-subnet")
 
 mine = SimpleRouter()
 mine.register("keys", user_keys.UserKeyViewSet, basename="my-key")

@@ -24,6 +24,8 @@ ROUTES = {
     "/api/admin/ratelimits/": {"get", "patch"},
     "/api/admin/ratelimits/rules/": {"get", "post"},
     "/api/admin/ratelimits/rules/{index}/": {"delete"},
+    "/api/admin/subnets/": {"get", "post"},
+    "/api/admin/subnets/{slug}/": {"get", "patch", "delete"},
     "/api/keys/": {"get", "post"},
     "/api/keys/{id}/": {"get", "delete"},
 }
