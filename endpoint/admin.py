@@ -38,11 +38,23 @@ from endpoint.core.config import (
     masked_secret,
     parse_rate_limits,
 )
-from endpoint.core.errors import ConfigError, MetagraphSourceError
-from endpoint.core.models import EndpointConfig, Neuron
+from endpoint.core.errors import ConfigError, MetagraphSourceError, SubnetInputError
+from endpoint.core.models import METAGRAPH_SOURCES, EndpointConfig, Neuron, Subnet
+from endpoint.core.subnets import (
+    CHAT_SETTINGS,
+    SUBNET_FIELDS,
+    SYNC_STATUS,
+    do_add_subnet,
+    do_edit_subnet,
+    do_remove_subnet,
+    edited_subnet,
+    ensure_chat_subnet,
+    new_subnet,
+)
+from endpoint.core.subnets import SUPERUSER_ONLY as SUBNET_SUPERUSER_ONLY
 from logs.stats import miner_stats
 
-from .network.metagraph import sync_metagraph
+from .network.metagraph import sync_metagraph, sync_subnet
 from .network.minerstats import live_miner_stats
 
 STATS_WINDOW = timedelta(hours=24)
@@ -430,3 +442,168 @@ class EndpointConfigAdmin(admin.ModelAdmin):
 # pages then show each secret masked instead of decrypted.
 for _secret in SECRETS:
     setattr(EndpointConfigAdmin, _secret, masked_display(_secret))
+
+
+# --- subnets ---------------------------------------------------------------------------
+
+NUMBER_FIELDS = ("netuid", "price")
+
+
+class SubnetForm(forms.ModelForm):
+    """Subnet fields, read as text and checked by endpoint.core.subnets
+    (``new_subnet``, ``edited_subnet``), exactly as `manage.py subnets` and
+    /api/admin/subnets/ check them; the model's own checks are not run, so
+    there is one set of rules and one wording. ``changes`` holds, after
+    validation, the fields to write as the CLI would give them."""
+
+    locked: frozenset[str] = frozenset()
+
+    class Meta:
+        model = Subnet
+        fields = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        adding = self.instance.pk is None
+        for name in SUBNET_FIELDS:
+            if not adding:
+                self.initial.setdefault(name, getattr(self.instance, name))
+            if name in self.locked:
+                field = self.fields[name]
+                field.disabled = True
+                field.help_text = f"{field.help_text} {LOCKED_HELP}".strip()
+        self.changes: dict[str, str] = {}
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        adding = self.instance.pk is None
+        raw = {}
+        for name in SUBNET_FIELDS:
+            if name not in cleaned or name in self.locked:
+                continue
+            text = _as_text(cleaned[name])
+            if adding or text != _as_text(getattr(self.instance, name)):
+                raw[name] = text
+        try:
+            if adding:
+                new_subnet(cleaned.get("slug", ""), raw)
+            elif raw:
+                edited_subnet(self.instance, raw)
+        except SubnetInputError as exc:
+            self.add_error(exc.param if exc.param in self.fields else None, str(exc))
+        self.changes = raw
+        return cleaned
+
+    def _post_clean(self) -> None:
+        pass  # the service checked everything; the model's own checks would say it again, in other words
+
+
+def _subnet_form_field(name: str) -> forms.Field:
+    help_text = SUBNET_FIELDS[name].help
+    if name == "enabled":
+        return forms.BooleanField(required=False, initial=True, help_text=help_text)
+    if name == "kind":
+        return forms.ChoiceField(choices=Subnet.Kind.choices, help_text=help_text)
+    if name == "metagraph_source":
+        return forms.ChoiceField(choices=METAGRAPH_SOURCES, initial="chain", help_text=help_text)
+    widget = forms.NumberInput if name in NUMBER_FIELDS else forms.TextInput(attrs={"class": "vTextField"})
+    required = name in ("name", "netuid")
+    initial = Subnet._meta.get_field(name).default if name in ("miner_path", "price") else None
+    return forms.CharField(required=required, widget=widget, help_text=help_text, initial=initial)
+
+
+def subnet_form(locked: frozenset[str], adding: bool) -> type[SubnetForm]:
+    fields = {name: _subnet_form_field(name) for name in SUBNET_FIELDS}
+    if adding:
+        fields["slug"] = forms.CharField(help_text="Its name in commands and URLs: lowercase letters, digits, hyphens.")
+    return type("SubnetForm", (SubnetForm,), {**fields, "locked": locked})
+
+
+@admin.register(Subnet)
+class SubnetAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "kind", "network", "netuid", "price", "enabled", "synced")
+    list_filter = ("kind", "enabled")
+    ordering = ("netuid",)
+    actions = ("sync_now",)
+    readonly_fields = ("slug_shown", *SYNC_STATUS)
+
+    def locked(self, request: HttpRequest, obj: Subnet | None) -> frozenset[str]:
+        """The fields this user may see but not change: addresses need a
+        superuser, and the chat subnet's config-held settings the config's
+        change permission."""
+        locked = set() if request.user.is_superuser else set(SUBNET_SUPERUSER_ONLY)
+        if obj is not None and obj.is_chat_subnet and not request.user.has_perm("endpoint.change_endpointconfig"):
+            locked |= set(CHAT_SETTINGS)
+        return frozenset(locked)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        return subnet_form(self.locked(request, obj), adding=obj is None)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
+        first = ("slug",) if obj is None else ("slug_shown",)
+        fieldsets = [
+            (None, {"fields": (*first, "name", "kind", "enabled")}),
+            ("Metagraph", {"fields": ("network", "netuid", "metagraph_source", "metagraph_file")}),
+            ("Miners", {"fields": ("miner_path", "price", "default_strategy")}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Status", {"fields": SYNC_STATUS}))
+        return fieldsets
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        ensure_chat_subnet()
+        return super().get_queryset(request)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time: the chat subnet is never removed
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: Subnet | None = None) -> bool:
+        if obj is not None and obj.is_chat_subnet:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    @admin.display(description="slug")
+    def slug_shown(self, subnet: Subnet) -> str:
+        return subnet.slug
+
+    @admin.display(description="synced", ordering="metagraph_synced_at")
+    def synced(self, subnet: Subnet) -> str:
+        if subnet.metagraph_synced_at is None:
+            return "never"
+        age = (timezone.now() - subnet.metagraph_synced_at).total_seconds()
+        stale = " (stale)" if age > settings.METAGRAPH_MAX_AGE_SECONDS else ""
+        return f"block {subnet.metagraph_block}, {int(age // 60)} min ago{stale}"
+
+    def save_model(self, request: HttpRequest, obj: Subnet, form: SubnetForm, change: bool) -> None:
+        try:
+            if change:
+                if form.changes:
+                    do_edit_subnet(obj.slug, form.changes)
+            else:
+                saved = do_add_subnet(form.cleaned_data["slug"], form.changes)
+                obj.pk, obj.slug = saved.pk, saved.slug  # the admin's redirect and message use them
+        except SubnetInputError as exc:  # another edit got in between the form's check and this save
+            self.message_user(request, f"{exc.param}: {exc}", messages.ERROR)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        pass
+
+    def delete_model(self, request: HttpRequest, obj: Subnet) -> None:
+        do_remove_subnet(obj.slug)
+
+    @admin.action(description="Sync metagraph now", permissions=["change"])
+    def sync_now(self, request: HttpRequest, queryset: Any) -> None:
+        for subnet in queryset:
+            try:
+                r = sync_subnet(subnet)
+            except (MetagraphSourceError, OSError) as exc:
+                self.message_user(request, f"{subnet.name}: metagraph sync failed: {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{subnet.name}: synced from {r.network} (netuid {r.netuid}, block {r.block}): "
+                f"{r.created} new, {r.updated} updated, {r.deactivated} deactivated.",
+                messages.SUCCESS,
+            )

@@ -12,6 +12,7 @@ are one and the same."""
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -129,47 +130,60 @@ def subnet_values(row: Subnet) -> dict[str, Any]:
     }
 
 
-def do_add_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
-    """A new subnet from its fields' text forms; name and netuid are required.
-    Without a metagraph_source it is read from metagraph_file when one is
-    given, else from the chain."""
+def new_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
+    """The subnet ``raw`` (field -> text) describes, checked but not saved;
+    name and netuid are required. Without a metagraph_source it is read from
+    metagraph_file when one is given, else from the chain."""
     slug = _wrap("slug", Setting(parse_slug, ""), slug)
     values = parse_subnet_fields(raw)
     missing = [name for name in ("name", "netuid") if name not in values]
     if missing:
         raise SubnetInputError(f"a new subnet needs its {' and '.join(missing)}", param=missing[0])
     values.setdefault("metagraph_source", "file" if values.get("metagraph_file") else "chain")
+    ensure_chat_subnet()
+    if Subnet.objects.filter(slug=slug).exists():
+        raise SubnetInputError(f"a subnet {slug!r} already exists", param="slug")
+    row = Subnet(slug=slug, **values)
+    check_subnet(row, {"slug", *values})
+    return row
+
+
+def edited_subnet(row: Subnet, raw: Mapping[str, str]) -> tuple[Subnet, dict[str, Any]]:
+    """A copy of ``row`` with ``raw``'s changes, checked but not saved, and the typed changes."""
+    values = parse_subnet_fields(raw)
+    edited = copy.copy(row)
+    for name, value in values.items():
+        setattr(edited, name, value)
+    check_subnet(edited, set(values))
+    return edited, values
+
+
+def do_add_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
+    """Register the subnet ``new_subnet`` checks."""
     with transaction.atomic():
-        ensure_chat_subnet()
-        if Subnet.objects.filter(slug=slug).exists():
-            raise SubnetInputError(f"a subnet {slug!r} already exists", param="slug")
-        row = Subnet(slug=slug, **values)
-        check_subnet(row, {"slug", *values})
+        row = new_subnet(slug, raw)
         row.save()
     return row
 
 
 def do_edit_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
     """Change some of a subnet's fields from their text forms, all or none."""
-    values = parse_subnet_fields(raw)
     with transaction.atomic():
-        row = find_subnet(slug)
-        for name, value in values.items():
-            setattr(row, name, value)
-        check_subnet(row, set(values))
-        if row.is_chat_subnet:
-            settings = {CHAT_SETTINGS[name]: raw[name] for name in values if name in CHAT_SETTINGS}
-            if settings:
-                try:
-                    do_set_configs(settings)  # copies them onto this row (config_saved)
-                except ConfigError as exc:
-                    field = next((f for f, s in CHAT_SETTINGS.items() if s == exc.param), exc.param)
-                    raise SubnetInputError(exc.detail, param=field) from None
-            own = [name for name in values if name not in CHAT_SETTINGS]
-            Subnet.objects.filter(pk=row.pk).update(**{name: values[name] for name in own})
-            row.refresh_from_db()
-        else:
+        row, values = edited_subnet(find_subnet(slug), raw)
+        if not row.is_chat_subnet:
             row.save()
+            return row
+        settings = {CHAT_SETTINGS[name]: raw[name] for name in values if name in CHAT_SETTINGS}
+        if settings:
+            try:
+                do_set_configs(settings)  # copies them onto this row (config_saved_mirror)
+            except ConfigError as exc:
+                field = next((f for f, s in CHAT_SETTINGS.items() if s == exc.param), exc.param)
+                raise SubnetInputError(exc.detail, param=field) from None
+        own = {name: value for name, value in values.items() if name not in CHAT_SETTINGS}
+        if own:
+            Subnet.objects.filter(pk=row.pk).update(**own)
+        row.refresh_from_db()
     return row
 
 

@@ -32,7 +32,7 @@ def test_apps_nobody_uses_in_the_console_are_hidden(console):
         "account": {"EmailAddress"},
         "auth": {"Group", "User"},
         "billing": {"CreditPack", "Deposit", "DepositAddress", "Payment", "TaoRate"},
-        "endpoint": {"EndpointConfig", "Neuron"},
+        "endpoint": {"EndpointConfig", "Neuron", "Subnet"},
         "keys": {"ApiKey"},
         "logs": {"Request"},
     }
