@@ -21,7 +21,8 @@ import pytest
 from django.test import Client
 
 from endpoint.core.config import FIELDS, SECRETS
-from endpoint.core.models import EndpointConfig, Neuron
+from endpoint.core.models import EndpointConfig, Neuron, Subnet
+from endpoint.core.subnets import do_add_subnet, subnet_values
 from keys.models import ApiKey
 from tests.endpoint.roles import full_staff, make_user, viewer
 from tests.factories import ApiKeyFactory, RequestLogFactory
@@ -78,6 +79,21 @@ ROUTES = (
     Route("api", "POST", "/api/admin/ratelimits/rules/", OPERATORS, 201, {"times": 1, "seconds": 1, "key": "{key}"}),
     Route("api", "DELETE", "/api/admin/ratelimits/rules/0/", OPERATORS, 200),
     Route("api", "DELETE", "/api/admin/ratelimits/rules/0/?key={key}", OPERATORS, 200),
+    Route("api", "GET", "/api/admin/subnets/", OPERATORS, 200),
+    Route("api", "POST", "/api/admin/subnets/", OPERATORS, 201, {"slug": "speech", "name": "Speech", "netuid": 21}),
+    Route(
+        "api",
+        "POST",
+        "/api/admin/subnets/",
+        (SUPERUSER,),
+        201,
+        {"slug": "speech", "name": "Speech", "netuid": 21, "network": "wss://attacker.example"},
+    ),
+    Route("api", "GET", "/api/admin/subnets/images/", OPERATORS, 200),
+    Route("api", "PATCH", "/api/admin/subnets/images/", OPERATORS, 200, {"price": 3, "enabled": False}),
+    Route("api", "PATCH", "/api/admin/subnets/images/", (SUPERUSER,), 200, {"miner_path": "/v1/steal"}),
+    Route("api", "PATCH", "/api/admin/subnets/chat/", OPERATORS, 200, {"price": 3}),
+    Route("api", "DELETE", "/api/admin/subnets/images/", OPERATORS, 204),
     # --- /api/keys/: a signed-in user's own keys ----------------------------------------
     Route("mine", "GET", "/api/keys/", SIGNED_IN, 200),
     Route("mine", "POST", "/api/keys/", SIGNED_IN, 201, {"name": "laptop", "credits": 1}),
@@ -100,6 +116,7 @@ ROUTES = (
     Route("admin", "GET", "/admin/endpoint/endpointconfig/1/change/", OPERATORS, 200),
     Route("admin", "POST", "/admin/endpoint/endpointconfig/1/change/", OPERATORS, 302, {"netuid": "7"}),
     Route("admin", "GET", "/admin/endpoint/endpointconfig/add/", (), 200),  # there is one config
+    Route("admin", "GET", "/admin/endpoint/subnet/", OPERATORS, 200),
 )
 
 
@@ -142,6 +159,7 @@ def build_world(role: str) -> World:
     key = ApiKeyFactory(name="acme", credits=100, rate_limits=[KEY_RULE])
     log = RequestLogFactory(key=None)
     Neuron.objects.create(netuid=1, uid=0, hotkey="5Hot0", axon="127.0.0.1:9100")
+    do_add_subnet("images", {"name": "Images", "kind": "image", "netuid": "19"})
     other = ApiKeyFactory(name="bob's", owner=make_user("bob"))
     client, user = make_role(role)
     own = ApiKeyFactory(name="mine", owner=user) if user is not None else other
@@ -209,7 +227,8 @@ def snapshot() -> tuple:
     """Everything a refused write could have touched."""
     config = EndpointConfig.load()
     keys = list(ApiKey.objects.order_by("pk").values_list("pk", "name", "credits", "enabled", "rate_limits"))
-    return keys, [(name, getattr(config, name)) for name in FIELDS]
+    subnets = [subnet_values(row) for row in Subnet.objects.order_by("slug")]
+    return keys, [(name, getattr(config, name)) for name in FIELDS], subnets
 
 
 def refusal(route: Route, role: str) -> int:
