@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from .config import FIELDS, Setting, _bool, _choice, _int, do_set_configs
 from .errors import ConfigError, SubnetInputError, UnknownSubnet
@@ -121,7 +121,7 @@ def list_subnets() -> list[Subnet]:
 
 
 def subnet_values(row: Subnet) -> dict[str, Any]:
-    """A subnet as commands and the API show it."""
+    """Every field of a subnet, with its sync status."""
     return {
         "slug": row.slug,
         **{name: getattr(row, name) for name in SUBNET_FIELDS},
@@ -160,9 +160,12 @@ def edited_subnet(row: Subnet, raw: Mapping[str, str]) -> tuple[Subnet, dict[str
 
 def do_add_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
     """Register the subnet ``new_subnet`` checks."""
-    with transaction.atomic():
-        row = new_subnet(slug, raw)
-        row.save()
+    row = new_subnet(slug, raw)
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:  # the same slug or netuid, registered since the check
+        raise SubnetInputError(f"a subnet {slug!r} or one with netuid {row.netuid} was just added") from None
     return row
 
 
