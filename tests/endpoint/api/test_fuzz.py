@@ -106,8 +106,9 @@ def test_schemathesis_admin_api_as_superuser(server, network, tmp_path):
     for name in ("alpha", "beta"):
         do_create_key(name=name, credits=10)
     fuzzed = run_schemathesis(server["base"], r"^/api/admin/", [f"Authorization: Token {token.key}"], tmp_path)
-    assert len(fuzzed) == 19 and fully_fuzzed(fuzzed), fuzzed
+    assert len(fuzzed) == 24 and fully_fuzzed(fuzzed), fuzzed
     assert {"GET /api/admin/payments/", "GET /api/admin/payments/{id}/"} <= set(fuzzed), fuzzed
+    assert {"POST /api/admin/subnets/", "PATCH /api/admin/subnets/{slug}/"} <= set(fuzzed), fuzzed
 
 
 def signed_in_headers(user) -> list[str]:
