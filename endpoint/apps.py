@@ -4,7 +4,7 @@ from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
 from django.core.signals import request_finished
 from django.db import connections
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 
 
 def close_page_connections(**kwargs) -> None:
@@ -29,7 +29,7 @@ class EndpointConfig(AppConfig):
         from endpoint.core.config import config_saved, forget_runtime_config
         from endpoint.core.encryption import reencrypt_on_save
         from endpoint.core.invalidation import on_change
-        from endpoint.core.subnets import config_saved_mirror
+        from endpoint.core.subnets import config_saved_mirror, forget_served_subnets, subnet_saved
 
         request_finished.connect(close_page_connections, dispatch_uid="endpoint.close_page_connections")
         # A config save: its secrets re-encrypted with the current key before,
@@ -40,6 +40,10 @@ class EndpointConfig(AppConfig):
         # The chat subnet's settings are the config's: every save copies them over.
         post_save.connect(config_saved_mirror, sender=config, dispatch_uid="endpoint.chat_subnet_mirror")
         on_change("config", forget_runtime_config)
+        subnet = self.get_model("Subnet")
+        post_save.connect(subnet_saved, sender=subnet, dispatch_uid="endpoint.subnet_saved")
+        post_delete.connect(subnet_saved, sender=subnet, dispatch_uid="endpoint.subnet_deleted")
+        on_change("subnet", forget_served_subnets)
 
 
 class ConsoleAdminConfig(admin_apps.AdminConfig):

@@ -78,7 +78,7 @@ class BoundedBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = upload_limit(scope.get("path", ""))
         declared = declared_length(scope)
         if declared is not None and declared < 0:
             await refuse(scope, send, 400, "InvalidRequestBody", "Content-Length is not a number.")
@@ -102,6 +102,13 @@ class BoundedBody:
             if not message.get("more_body", False):
                 break
         await self.app(scope, replay(b"".join(chunks), receive), send)
+
+
+def upload_limit(path: str) -> int:
+    """The largest body ``path`` takes: uploads are bigger than any JSON body."""
+    if path.rstrip("/") in settings.UPLOAD_PATHS:
+        return max(settings.MAX_UPLOAD_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 def too_large(limit: int) -> str:

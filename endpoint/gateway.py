@@ -5,6 +5,7 @@ and write the request log whatever happens."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from django.utils import timezone
 from endpoint.core import errors
 from endpoint.core.config import RuntimeConfig, aruntime_config
 from endpoint.core.errors import MinerFailure
+from endpoint.core.models import Subnet
 from endpoint.core.request_ids import client_request_id
 from endpoint.core.strategies import DEFAULT, Strategy, parse_strategy
 from endpoint.core.usage import Usage, ausage, combined_usage
@@ -32,8 +34,16 @@ from endpoint.network.dispatch import (
     worst_case_answers,
     worst_case_seconds,
 )
-from endpoint.network.metagraph import Directory, NeuronInfo, adirectory
-from endpoint.network.protocol import MinerResult, MinerStream, StreamedAnswer, answer_texts, is_usage_only
+from endpoint.network.metagraph import Directory, NeuronInfo, adirectory, asubnet_directory
+from endpoint.network.protocol import (
+    MinerBytes,
+    MinerResult,
+    MinerStream,
+    StreamedAnswer,
+    Wire,
+    answer_texts,
+    is_usage_only,
+)
 from endpoint.network.routing import Route, choose_best
 from endpoint.network.structured import AnswerFormat
 from endpoint.network.wallet import validator_hotkey
@@ -62,6 +72,21 @@ class Prompt:
 
 
 @dataclass
+class MediaPrompt:
+    """A call to a subnet of another kind than chat (images, speech,
+    transcription, embeddings): the body its miners get, how they answer,
+    and what the log and moderation see of it (text, never media bytes)."""
+
+    subnet: Subnet
+    payload: bytes
+    wire: Wire
+    texts: list[str]  # the text inputs, for moderation
+    logged: list[dict[str, Any]]  # the request as the log keeps it
+    strategy: Strategy | None = None
+    units: int = 1  # priced units in one answer (images asked for)
+
+
+@dataclass
 class Plan:
     """Where and how a prompt goes, decided before any credit is held."""
 
@@ -72,20 +97,29 @@ class Plan:
     options: DispatchOptions
     route: Route | None = None  # the best strategy's alternates, retries and hedges
     expect: AnswerFormat | None = None  # the structure the client asked answers to have
+    path: str = ""  # where on the miners
+    price: int = 0  # credits one miner's answer costs
+    wire: Wire | None = None  # how a kind other than chat talks
 
     @property
     def miner_kwargs(self) -> dict[str, Any]:
         return {
             "keypair": self.keypair,
-            "path": self.config.miner_path,
+            "path": self.path,
             "allow_private": self.directory.network == "local",
             "route": self.route,
             "expect": self.expect,
+            "wire": self.wire,
         }
 
 
 def _key_strategy(key: ApiKey, config_default: str) -> Strategy:
-    for text in (key.default_strategy, config_default):
+    return _key_strategy_text(key.default_strategy, config_default)
+
+
+def _key_strategy_text(*texts: str) -> Strategy:
+    """The first of ``texts`` that names a strategy, else the default (uid 0)."""
+    for text in texts:
         try:
             strategy = parse_strategy(text)
         except ValueError:
@@ -232,26 +266,54 @@ class GatewayCall:
         expect = AnswerFormat.from_request(prompt.extra.get("response_format"))
         config = await aruntime_config()
         directory = await adirectory()
+        strategy = prompt.strategy or _key_strategy(key, config.default_strategy)
+        # The extra fields reach the miners too (tool descriptions, for one).
+        moderated = [*prompt.messages, prompt.extra] if prompt.extra else prompt.messages
+        plan = await self._plan(config, directory, strategy, moderated, prompt.timeout, config.miner_path)
+        plan.options = replace(
+            plan.options,
+            in_parallel=prompt.in_parallel,
+            respond_on_first_success=prompt.respond_on_first_success,
+            answers=prompt.answers,
+        )
+        plan.expect = expect
+        plan.price = config.cost_per_answer
+        return plan
+
+    async def plan_media(self, media: MediaPrompt) -> Plan:
+        """``plan`` for a subnet of another kind: its own miners, path, price and default strategy."""
+        self.log.messages = media.logged
+        config = await aruntime_config()
+        subnet = media.subnet
+        directory = await asubnet_directory(subnet)
+        strategy = media.strategy or _key_strategy_text(subnet.default_strategy)
+        moderated = [{"role": "user", "content": text} for text in media.texts]
+        plan = await self._plan(config, directory, strategy, moderated, None, subnet.miner_path)
+        plan.wire, plan.price = media.wire, subnet.price * media.units
+        return plan
+
+    async def _plan(
+        self,
+        config: RuntimeConfig,
+        directory: Directory,
+        strategy: Strategy,
+        moderated: list[Any],
+        timeout: float | None,
+        path: str,
+    ) -> Plan:
         if directory.empty:
             raise errors.MetagraphNotSynced()
         keypair = validator_hotkey(config.hotkey_mnemonic)
-        strategy = prompt.strategy or _key_strategy(key, config.default_strategy)
         self.log.strategy = strategy.summary()
         route = await choose_best(strategy.best, directory) if strategy.best else None
         neurons = route.neurons if route else resolve_neurons(strategy, directory)
         if not neurons:
             raise errors.NoMinerServing()
-        # The extra fields reach the miners too (tool descriptions, for one).
         if config.moderation_enabled:
             await self.admitted()  # no paid check for a call the limits refuse
-        await check_moderation([*prompt.messages, prompt.extra] if prompt.extra else prompt.messages, config)
-        options = DispatchOptions(
-            timeout=min(prompt.timeout or config.miner_timeout, config.max_miner_timeout),
-            in_parallel=prompt.in_parallel,
-            respond_on_first_success=prompt.respond_on_first_success,
-            answers=prompt.answers,
-        )
-        return Plan(config, directory, keypair, neurons, options, route, expect)
+        await check_moderation(moderated, config)
+        options = DispatchOptions(timeout=min(timeout or config.miner_timeout, config.max_miner_timeout))
+        return Plan(config, directory, keypair, neurons, options, route, path=path)
 
     async def log_early(self) -> bool:
         """Write the log and the charge as they stand now; ``finish`` replaces
@@ -312,24 +374,33 @@ class GatewayCall:
 
     async def answer(self, key: ApiKey, prompt: Prompt) -> Dispatch:
         plan = await self.plan(key, prompt)
-        cost = plan.config.cost_per_answer
+        outcome = await self.ask(key, plan, prompt.payload())
+        # Every answer charged is one delivered (/chat returns them all), so each one's tokens count.
+        await self.count_usage([((r.answer or {}).get("usage"), answer_texts(r)) for r in outcome.successes])
+        return outcome
+
+    async def answer_media(self, key: ApiKey, media: MediaPrompt) -> Dispatch:
+        """The first good answer of a subnet of another kind (the view counts its usage)."""
+        return await self.ask(key, await self.plan_media(media), media.payload)
+
+    async def ask(self, key: ApiKey, plan: Plan, payload: bytes) -> Dispatch:
+        """Hold, dispatch, settle: the answers, or AllMinersFailed."""
+        cost = plan.price
         reservation = await self.hold(key, cost * worst_case_answers(plan.neurons, plan.options), plan)
         outcome = Dispatch()
         try:
-            outcome = await dispatch(plan.neurons, prompt.payload(), plan.options, **plan.miner_kwargs)
+            outcome = await dispatch(plan.neurons, payload, plan.options, **plan.miner_kwargs)
         finally:
             self.settle(reservation, cost * len(outcome.successes), outcome.queried)
             self.log.miners = _miner_logs(outcome.successes + outcome.failures, outcome.cancelled)
         if not outcome.successes:
             raise errors.AllMinersFailed(failed_responses=outcome.seed_json()["failed_responses"])
-        # Every answer charged is one delivered (/chat returns them all), so each one's tokens count.
-        await self.count_usage([((r.answer or {}).get("usage"), answer_texts(r)) for r in outcome.successes])
         return outcome
 
     async def open_stream(self, key: ApiKey, prompt: Prompt) -> ChatStream:
         """Race the miners to a first content chunk; 502 if none gets there."""
         plan = await self.plan(key, prompt)
-        cost = plan.config.cost_per_answer
+        cost = plan.price
         reservation = await self.hold(key, cost, plan)
         race = StreamRace()
         try:
@@ -342,6 +413,29 @@ class GatewayCall:
             failed = [r.seed_failure(i) for i, r in enumerate(race.failures)]
             raise errors.AllMinersFailed(failed_responses=failed)
         return ChatStream(self, race, reservation, cost)
+
+    async def open_media_stream(self, key: ApiKey, media: MediaPrompt) -> ByteStream:
+        """Race the miners of a streamed kind (speech) to their first bytes; 502 if none gets there."""
+        plan = await self.plan_media(media)
+        reservation = await self.hold(key, plan.price, plan)
+        race = StreamRace()
+        try:
+            race = await race_streams(plan.neurons, media.payload, plan.options, **plan.miner_kwargs)
+        finally:
+            if race.winner is None:
+                self.settle(reservation, 0, len(race.failures) + len(race.cancelled))
+                self.log.miners = _miner_logs(race.failures, race.cancelled)
+        if race.winner is None:
+            failed = [r.seed_failure(i) for i, r in enumerate(race.failures)]
+            raise errors.AllMinersFailed(failed_responses=failed)
+        return ByteStream(self, race, reservation, plan.price)
+
+    def undo_charge(self) -> None:
+        """The answer could not be delivered after all (its media could not be
+        stored): nothing is charged, the hold given back with the log."""
+        if self.settlement is not None:
+            self.settlement = replace(self.settlement, used=0)
+            self.log.credits_charged = 0
 
 
 class ChatStream:
@@ -423,3 +517,60 @@ def _miner_logs(results: list[MinerResult], cancelled: list[NeuronInfo]) -> list
     rows = [MinerLog(r.uid, r.hotkey, r.ok, r.content, r.error, r.status, r.response_ms) for r in results]
     rows += [MinerLog(n.uid, n.hotkey, False, error=CANCELLED) for n in cancelled]
     return rows
+
+
+class ByteStream:
+    """The winning miner's bytes (speech), relayed as they come, charged and
+    logged once the first are handed over, as ``ChatStream`` does. A miner
+    failing after that is logged as that miner's failure and cuts the
+    client's connection: a binary body can't carry an error, and a cut one
+    must not pass for a whole one. The log keeps the audio's type, size and
+    hash, not its bytes."""
+
+    def __init__(self, call: GatewayCall, race: StreamRace, reservation: Reservation, cost: int) -> None:
+        self.call = call
+        self.race = race
+        self.winner: MinerBytes = race.winner
+        self.reservation = reservation
+        self.cost = cost
+        self.content_type = self.winner.content_type
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.miner_error = ""
+
+    def _sent(self, chunk: bytes) -> bytes:
+        self.size += len(chunk)
+        self.digest.update(chunk)
+        return chunk
+
+    def _said(self) -> MinerResult:
+        winner = self.winner
+        described = f"{self.content_type}, {self.size} bytes, sha256 {self.digest.hexdigest()}"
+        result = MinerResult(winner.uid, winner.hotkey, True, content=described, error=self.miner_error)
+        result.response_ms = winner.response_ms
+        return result
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        call, winner = self.call, self.winner
+        miner_calls = 1 + len(self.race.failures) + len(self.race.cancelled)
+        exc: BaseException | None = None
+        try:
+            yield self._sent(winner.first)
+            call.settle(self.reservation, self.cost, miner_calls)
+            call.log.miners = _miner_logs([self._said(), *self.race.failures], self.race.cancelled)
+            if not await call.log_early():
+                raise errors.DatabaseUnavailable()
+            async for chunk in winner.rest:
+                yield self._sent(chunk)
+        except MinerFailure as failure:
+            self.miner_error = str(failure)
+            raise
+        except BaseException as raised:
+            exc = raised
+            raise
+        finally:
+            await winner.close()
+            if call.settlement is None:
+                call.settle(self.reservation, 0, miner_calls)
+            call.log.miners = _miner_logs([self._said(), *self.race.failures], self.race.cancelled)
+            await call.finish(exc)

@@ -196,6 +196,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=1024 * 1024)
 # this size Django keeps what passes in memory instead of a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = max(DATA_UPLOAD_MAX_MEMORY_SIZE, 2_621_440)
 MAX_MINER_RESPONSE_BYTES = env.int("MAX_MINER_RESPONSE_BYTES", default=2 * 1024 * 1024)
+# Audio uploads to /v1/audio/transcriptions (OpenAI's own limit), the only
+# bodies allowed past MAX_REQUEST_BYTES.
+MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=25 * 1024 * 1024)
+UPLOAD_PATHS = ("/v1/audio/transcriptions",)
+# Images and audio from miners; a text answer stays under MAX_MINER_RESPONSE_BYTES.
+MAX_MEDIA_RESPONSE_BYTES = env.int("MAX_MEDIA_RESPONSE_BYTES", default=32 * 1024 * 1024)
+# How long an image answered as a ``url`` can be fetched from the endpoint.
+MEDIA_URL_SECONDS = env.int("MEDIA_URL_SECONDS", default=3600)
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "endpoint.api.errors.exception_handler",

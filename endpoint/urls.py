@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing.urls import pages as billing_pages
 from billing.urls import webhooks as billing_webhooks
-from endpoint.api import chat, completions, health
+from endpoint.api import chat, completions, health, media
 from endpoint.metrics import metrics_view
 
 # Unknown URLs under /v1/, /chat and /api/ answer JSON (endpoint.api.errors).
@@ -16,7 +16,12 @@ urlpatterns = [
     path("chat", chat.ChatView.as_view(), name="chat"),
     path("v1/chat/completions", completions.ChatCompletionsView.as_view(), name="chat-completions"),
     path("v1/models", completions.ModelsView.as_view(), name="models"),
-    path("v1/models/<str:model>", completions.ModelView.as_view(), name="model"),
+    path("v1/models/<path:model>", completions.ModelView.as_view(), name="model"),
+    path("v1/embeddings", media.EmbeddingsView.as_view(), name="embeddings"),
+    path("v1/images/generations", media.ImagesView.as_view(), name="images"),
+    path("v1/audio/speech", media.SpeechView.as_view(), name="speech"),
+    path("v1/audio/transcriptions", media.TranscriptionsView.as_view(), name="transcriptions"),
+    path("v1/media/<uuid:media_id>", media.MediaFileView.as_view(), name="media-file"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("admin/", admin.site.urls),

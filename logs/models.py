@@ -90,3 +90,20 @@ class MinerResponse(models.Model):
 
 # The rows of cancelled calls, for a filter or a conditional aggregate.
 IS_CANCELLED = models.Q(is_success=False, error=CANCELLED)
+
+
+class MediaFile(models.Model):
+    """An image a client asked for as a ``url``: served from the endpoint
+    (GET /v1/media/<id>) until it expires, then purged with the logs. The
+    random id is the only key to it, as with OpenAI's own image URLs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    request_id = models.UUIDField(help_text="The request that made it.")
+    content_type = models.CharField(max_length=50)
+    data = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.content_type} {len(self.data or b'')} bytes"

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .models import MinerResponse, Request
+from .models import MediaFile, MinerResponse, Request
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +23,13 @@ PURGE_BATCH = 2000
 class Purged:
     requests: int = 0
     miner_responses: int = 0
+    media: int = 0
 
 
 def purge_request_logs(retention_days: int, *, now: datetime | None = None) -> Purged:
     """Delete Requests started more than ``retention_days`` ago, with their
     MinerResponses. 0 keeps everything."""
-    purged = Purged()
+    purged = Purged(media=purge_expired_media(now=now))
     if retention_days <= 0:
         return purged
     cutoff = (now or timezone.now()) - timedelta(days=retention_days)
@@ -43,3 +44,11 @@ def purge_request_logs(retention_days: int, *, now: datetime | None = None) -> P
     if purged.requests:
         log.info("purged %d request logs older than %d days", purged.requests, retention_days)
     return purged
+
+
+def purge_expired_media(*, now: datetime | None = None) -> int:
+    """Delete the images served as URLs whose time is up (they already answer 404)."""
+    deleted = MediaFile.objects.filter(expires_at__lt=now or timezone.now()).delete()[0]
+    if deleted:
+        log.info("purged %d expired media files", deleted)
+    return deleted

@@ -97,10 +97,13 @@ def _close_db_threads():
 @pytest.fixture(autouse=True)
 def _fresh_runtime_state():
     from endpoint.core.config import forget_runtime_config
+    from endpoint.core.subnets import forget_served_subnets
 
     forget_runtime_config()
+    forget_served_subnets()
     yield
     forget_runtime_config()
+    forget_served_subnets()
 
 
 @pytest.fixture(scope="session", autouse=True)

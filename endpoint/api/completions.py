@@ -18,6 +18,7 @@ from django.http import StreamingHttpResponse
 from rest_framework.response import Response
 
 from endpoint.core.errors import ModelNotFound, openai_body
+from endpoint.core.subnets import aserved_subnets, resolve_model
 from endpoint.gateway import ChatStream, GatewayCall
 from endpoint.network.dispatch import Dispatch
 from endpoint.network.metagraph import adirectory
@@ -239,13 +240,41 @@ class ChatCompletionsView(AsyncAPIView):
             return response
 
 
+SUBNET_MODELS = ("auto", "best", "best:3", "top_n:1", "top_n:3")
+
+
 async def _models() -> dict[str, dict[str, Any]]:
-    """What GET /v1/models lists, by id: the strategies, then each synced uid."""
+    """What GET /v1/models lists, by id: the chat strategies, each synced
+    uid, then every other subnet's strategies (``<slug>/<strategy>``)."""
     directory = await adirectory()
     created = int(directory.synced_at.timestamp()) if directory.synced_at else 0
     ids = ["auto", "best", *(f"best:{n}" for n in TOP_N_MODELS[1:]), *(f"top_n:{n}" for n in TOP_N_MODELS)]
     ids += [f"uid:{n.uid}" for n in sorted(directory.ranked, key=lambda n: n.uid)]
-    return {i: {"id": i, "object": "model", "created": created, "owned_by": "bittensor"} for i in ids}
+    models = {i: _model(i, created) for i in ids}
+    for subnet in (await aserved_subnets()).rows:
+        if not subnet.is_chat_subnet:
+            synced = int(subnet.metagraph_synced_at.timestamp()) if subnet.metagraph_synced_at else 0
+            models |= {f"{subnet.slug}/{s}": _model(f"{subnet.slug}/{s}", synced) for s in SUBNET_MODELS}
+    return models
+
+
+def _model(ident: str, created: int) -> dict[str, Any]:
+    return {"id": ident, "object": "model", "created": created, "owned_by": "bittensor"}
+
+
+async def _named_model(model: str) -> dict[str, Any] | None:
+    """A model the list does not spell out but a route takes: another
+    strategy of a subnet, or a subnet named ``sn<netuid>``."""
+    served = await aserved_subnets()
+    subnet = served.named(model.rpartition("/")[0]) if "/" in model else None
+    if subnet is None or subnet.is_chat_subnet:
+        return None
+    try:
+        resolve_model(served, model, subnet.kind)
+    except ModelNotFound:
+        return None
+    synced = int(subnet.metagraph_synced_at.timestamp()) if subnet.metagraph_synced_at else 0
+    return _model(model, synced)
 
 
 class ModelsView(AsyncAPIView):
@@ -267,7 +296,7 @@ class ModelView(AsyncAPIView):
     async def get(self, request, model: str):
         async with self.start_call(request, route="/v1/models/{model}") as call:
             await call.authenticate(request.headers.get("Authorization"))
-            found = (await _models()).get(model)
+            found = (await _models()).get(model) or await _named_model(model)
             if found is None:
                 raise ModelNotFound(f"The model {model!r} does not exist. {ModelNotFound.detail}")
             return Response(found)

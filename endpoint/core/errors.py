@@ -264,6 +264,11 @@ class ModelNotFound(ApiError):
     detail = "Unknown model. Use 'auto', 'best', 'best:N', 'top_n:N', 'uids:1,2' or 'uid:N' (see GET /v1/models)."
 
 
+class MediaNotFound(ApiError):
+    status, code = 404, "not_found"
+    detail = "This media file does not exist or has expired."
+
+
 class FlaggedByModeration(ApiError):
     code = "FlaggedByOpenAIModerationFilter"
     detail = "The prompt was flagged by the moderation filter."

@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from .config import FIELDS, Setting, _bool, _choice, _int, do_set_configs
-from .errors import ConfigError, SubnetInputError, UnknownSubnet
+from .db import cached_or_loaded
+from .errors import ConfigError, ModelNotFound, SubnetInputError, UnknownSubnet
+from .invalidation import announce
 from .models import CHAT_SUBNET, EndpointConfig, Subnet
+from .strategies import Strategy, parse_strategy
 
 # Subnet field -> the config setting that holds it for the chat subnet.
 CHAT_SETTINGS: dict[str, str] = {
@@ -133,13 +139,15 @@ def subnet_values(row: Subnet) -> dict[str, Any]:
 def new_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
     """The subnet ``raw`` (field -> text) describes, checked but not saved;
     name and netuid are required. Without a metagraph_source it is read from
-    metagraph_file when one is given, else from the chain."""
+    metagraph_file when one is given, else from the chain; without a
+    miner_path its miners answer on the route OpenAI has for its kind."""
     slug = _wrap("slug", Setting(parse_slug, ""), slug)
     values = parse_subnet_fields(raw)
     missing = [name for name in ("name", "netuid") if name not in values]
     if missing:
         raise SubnetInputError(f"a new subnet needs its {' and '.join(missing)}", param=missing[0])
     values.setdefault("metagraph_source", "file" if values.get("metagraph_file") else "chain")
+    values.setdefault("miner_path", KIND_PATHS[values.get("kind", Subnet.Kind.CHAT)])
     ensure_chat_subnet()
     if Subnet.objects.filter(slug=slug).exists():
         raise SubnetInputError(f"a subnet {slug!r} already exists", param="slug")
@@ -186,6 +194,7 @@ def do_edit_subnet(slug: str, raw: Mapping[str, str]) -> Subnet:
         own = {name: value for name, value in values.items() if name not in CHAT_SETTINGS}
         if own:
             Subnet.objects.filter(pk=row.pk).update(**own)
+            announce("subnet")
         row.refresh_from_db()
     return row
 
@@ -229,3 +238,102 @@ def config_saved_mirror(instance: EndpointConfig, created: bool = False, **_: An
     chat subnet already (and ``ensure_chat_subnet`` gives a database without it)."""
     if not created:
         mirror_chat_subnet(instance)
+
+
+# --- Which subnet a request's ``model`` names ------------------------------------------
+
+# The miners' route each kind answers on, as OpenAI names it: a new subnet's
+# miner_path when the operator gives none.
+KIND_PATHS = {
+    Subnet.Kind.CHAT: "/v1/chat/completions",
+    Subnet.Kind.IMAGE: "/v1/images/generations",
+    Subnet.Kind.SPEECH: "/v1/audio/speech",
+    Subnet.Kind.TRANSCRIPTION: "/v1/audio/transcriptions",
+    Subnet.Kind.EMBEDDINGS: "/v1/embeddings",
+}
+NETUID_NAME = re.compile(r"sn(\d{1,5})")
+
+
+@dataclass(frozen=True)
+class ServedSubnets:
+    """The enabled subnets, as every request reads them (a per-process copy)."""
+
+    rows: tuple[Subnet, ...]
+
+    def named(self, name: str) -> Subnet | None:
+        """The subnet called ``name`` (its slug) or ``sn<netuid>``."""
+        name = name.strip().lower()
+        numbered = NETUID_NAME.fullmatch(name)
+        for row in self.rows:
+            if row.slug == name or (numbered and row.netuid == int(numbered.group(1))):
+                return row
+        return None
+
+    def of_kind(self, kind: str) -> list[Subnet]:
+        return [row for row in self.rows if row.kind == kind]
+
+
+_served: tuple[float, ServedSubnets] | None = None
+_served_generation = 0
+
+
+def served_subnets() -> ServedSubnets:
+    global _served
+    generation = _served_generation
+    ensure_chat_subnet()
+    served = ServedSubnets(tuple(Subnet.objects.filter(enabled=True).order_by("netuid")))
+    if generation == _served_generation:  # not edited while it was read
+        _served = (time.monotonic(), served)
+    return served
+
+
+async def aserved_subnets() -> ServedSubnets:
+    return await cached_or_loaded(_served, settings.CONFIG_CACHE_SECONDS, "subnets", served_subnets, served_subnets)
+
+
+def forget_served_subnets(*_: object) -> None:
+    global _served, _served_generation
+    _served_generation += 1
+    _served = None
+
+
+def subnet_saved(**_: Any) -> None:
+    """Every process forgets its copy of the subnets when an edit commits."""
+    announce("subnet")
+
+
+def resolve_model(served: ServedSubnets, model: str, kind: str) -> tuple[Subnet, Strategy | None]:
+    """The subnet and strategy a request's ``model`` names for a route of
+    ``kind``: ``<subnet>/<strategy>`` (a slug or ``sn<netuid>``, then
+    ``auto``, ``best:N``, ``top_n:N``, ``uid:N``…), or a bare strategy meaning
+    the first subnet of that kind. ModelNotFound (404) otherwise."""
+    text = model.strip()
+    name, slash, rest = text.rpartition("/")
+    if slash:
+        subnet = served.named(name)
+        if subnet is None:
+            raise ModelNotFound(f"The model {model!r} names no subnet served here. {_known(served, kind)}")
+        if subnet.kind != kind:
+            raise ModelNotFound(
+                f"The model {model!r} names the {subnet.kind} subnet {subnet.slug!r}; "
+                f"this route needs a {kind} subnet. {_known(served, kind)}"
+            )
+    else:
+        subnets = served.of_kind(kind)
+        if not subnets:
+            raise ModelNotFound(f"This endpoint serves no {kind} subnet.")
+        subnet, rest = subnets[0], text
+    if rest.strip().lower() == "auto":
+        return subnet, None
+    try:
+        strategy = parse_strategy(rest)
+    except ValueError:
+        strategy = None
+    if strategy is None:
+        raise ModelNotFound(f"The model {model!r} does not exist. {ModelNotFound.detail}")
+    return subnet, strategy
+
+
+def _known(served: ServedSubnets, kind: str) -> str:
+    names = [f"{row.slug}/auto" for row in served.of_kind(kind)]
+    return f"Try {' or '.join(names[:3])} (see GET /v1/models)." if names else f"No {kind} subnet is served here."

@@ -22,7 +22,7 @@ from endpoint.core.strategies import DEFAULT, Strategy
 
 from .metagraph import Directory, NeuronInfo
 from .minerstats import CallRecord
-from .protocol import MinerResult, MinerStream, open_miner_stream, query_miner
+from .protocol import MinerBytes, MinerResult, MinerStream, Wire, open_miner_bytes, open_miner_stream, query_miner
 from .routing import Route
 from .structured import AnswerFormat
 
@@ -162,6 +162,7 @@ async def dispatch(
     allow_private: bool,
     route: Route | None = None,
     expect: AnswerFormat | None = None,
+    wire: Wire | None = None,
 ) -> Dispatch:
     """Ask the miners; a ``route`` (the best strategy) adds retries on other
     miners when one fails and a backup raced against a slow first answer."""
@@ -170,7 +171,14 @@ async def dispatch(
 
     def start(neuron: NeuronInfo, timeout: float):
         return query_miner(
-            neuron, payload, keypair=keypair, path=path, timeout=timeout, allow_private=allow_private, expect=expect
+            neuron,
+            payload,
+            keypair=keypair,
+            path=path,
+            timeout=timeout,
+            allow_private=allow_private,
+            expect=expect,
+            wire=wire,
         )
 
     attempts = _Attempts(route, options, start)
@@ -225,14 +233,18 @@ async def dispatch(
 class StreamRace:
     """Streams opened on several miners: the first to produce content wins."""
 
-    winner: MinerStream | None = None
+    winner: MinerStream | MinerBytes | None = None
     failures: list[MinerResult] = field(default_factory=list)
     cancelled: list[NeuronInfo] = field(default_factory=list)
 
 
-async def _open_or_fail(neuron: NeuronInfo, payload: bytes, timeout: float, **kwargs: Any) -> MinerStream | MinerResult:
+async def _open_or_fail(
+    neuron: NeuronInfo, payload: bytes, timeout: float, wire: Wire | None, **kwargs: Any
+) -> MinerStream | MinerBytes | MinerResult:
     started = time.perf_counter()
     try:
+        if wire is not None:
+            return await open_miner_bytes(neuron, payload, timeout=timeout, wire=wire, **kwargs)
         return await open_miner_stream(neuron, payload, timeout=timeout, **kwargs)
     except MinerFailure as exc:
         elapsed = (time.perf_counter() - started) * 1000
@@ -249,6 +261,7 @@ async def race_streams(
     allow_private: bool,
     route: Route | None = None,
     expect: AnswerFormat | None = None,
+    wire: Wire | None = None,
 ) -> StreamRace:
     """Open streams on the miners; the first to produce content wins. With a
     ``route``, a miner failing before any content is replaced by the next
@@ -257,7 +270,7 @@ async def race_streams(
     kwargs = {"keypair": keypair, "path": path, "allow_private": allow_private, "expect": expect}
 
     def start(neuron: NeuronInfo, timeout: float):
-        return _open_or_fail(neuron, payload, timeout, **kwargs)
+        return _open_or_fail(neuron, payload, timeout, wire, **kwargs)
 
     attempts = _Attempts(route or Route(list(neurons)), replace(options, respond_on_first_success=False), start)
     for neuron in neurons:

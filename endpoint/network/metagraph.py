@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -491,9 +492,23 @@ def subnet_directory(subnet: Subnet) -> Directory:
     cached = _subnet_directories.get(subnet.slug)
     if cached is not None and time.monotonic() - cached[0] <= settings.METAGRAPH_CACHE_SECONDS:
         return cached[1]
+    return _reload_subnet(subnet)
+
+
+def _reload_subnet(subnet: Subnet) -> Directory:
     fresh = load_directory(subnet)
     _subnet_directories[subnet.slug] = (time.monotonic(), fresh)
     return fresh
+
+
+async def asubnet_directory(subnet: Subnet) -> Directory:
+    """``adirectory()`` for any subnet: its copy, reloaded in the background once old."""
+    if subnet.is_chat_subnet:
+        return await adirectory()
+    reload = functools.partial(_reload_subnet, subnet)
+    cached = _subnet_directories.get(subnet.slug)
+    window = settings.METAGRAPH_CACHE_SECONDS
+    return await cached_or_loaded(cached, window, f"metagraph directory of {subnet.slug}", reload, reload)
 
 
 def forget_directory() -> None:

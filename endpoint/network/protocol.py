@@ -34,6 +34,20 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 3.0
 
 
+@dataclass(frozen=True)
+class Wire:
+    """How a non-chat kind talks: the body's content type, how big an answer
+    may be, and ``read(body, content_type, status) -> (log text, answer)``,
+    which raises MinerFailure for an answer that is not of the kind.
+    ``streamed``: the answer is relayed as its bytes come (speech), and
+    ``read`` then sees only the first bytes."""
+
+    content_type: str
+    cap: int
+    read: Any
+    streamed: bool = False
+
+
 @dataclass
 class MinerResult:
     uid: int
@@ -184,7 +198,14 @@ def _target(url: str, path: str) -> URL:
 
 
 async def _signed_post(
-    url: str, path: str, payload: bytes, keypair: Any, hotkey: str, timeout: float, total: float | None
+    url: str,
+    path: str,
+    payload: bytes,
+    keypair: Any,
+    hotkey: str,
+    timeout: float,
+    total: float | None,
+    content_type: str = "application/json",
 ) -> aiohttp.ClientResponse:
     """POST the body signed for the miner ``hotkey``; the response once its
     status is a success, for the caller to read and release. Any other
@@ -192,7 +213,7 @@ async def _signed_post(
     target = _target(url, path)
     # Signed: the request target as aiohttp will send it (it sends a URL object as is).
     headers = sign_request(keypair, path=target.raw_path_qs, body=payload, receiver=hotkey)
-    headers["Content-Type"] = "application/json"
+    headers["Content-Type"] = content_type
     request_timeout = aiohttp.ClientTimeout(total=total, connect=min(CONNECT_TIMEOUT, timeout))
     resp = await shared_session().post(
         target, data=payload, headers=headers, timeout=request_timeout, allow_redirects=False
@@ -208,10 +229,21 @@ async def _signed_post(
 
 
 async def _post(
-    url: str, path: str, payload: bytes, keypair: Any, neuron: NeuronInfo, timeout: float, expect: AnswerFormat | None
+    url: str,
+    path: str,
+    payload: bytes,
+    keypair: Any,
+    neuron: NeuronInfo,
+    timeout: float,
+    expect: AnswerFormat | None,
+    wire: Wire | None,
 ) -> MinerResult:
-    async with await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, total=timeout) as resp:
-        body = await _read_capped(resp, settings.MAX_MINER_RESPONSE_BYTES)
+    content_type = wire.content_type if wire is not None else "application/json"
+    async with await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, timeout, content_type) as resp:
+        body = await _read_capped(resp, wire.cap if wire is not None else settings.MAX_MINER_RESPONSE_BYTES)
+    if wire is not None:
+        content, answer = wire.read(body, resp.content_type, resp.status)
+        return MinerResult(neuron.uid, neuron.hotkey, True, content=content, status=resp.status, answer=answer)
     try:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -246,17 +278,19 @@ async def query_miner(
     timeout: float,
     allow_private: bool,
     expect: AnswerFormat | None = None,
+    wire: Wire | None = None,
 ) -> MinerResult:
-    """Send the signed chat body to one miner; never raises, never outlives
-    ``timeout`` (+ scheduling). An answer not of the format the request
-    asked for (``expect``) is the miner's failure."""
+    """Send the signed chat body (or, with a ``wire``, another kind's) to one
+    miner; never raises, never outlives ``timeout`` (+ scheduling). An
+    answer not of the format the request asked for (``expect``, or the
+    wire's reader) is the miner's failure."""
     started = time.perf_counter()
     try:
         if not neuron.active:
             raise MinerFailure("miner is not active on the subnet")
         url = check_axon(neuron.axon, allow_private=allow_private)
         async with asyncio.timeout(timeout):
-            result = await _post(url, path, payload, keypair, neuron, timeout, expect)
+            result = await _post(url, path, payload, keypair, neuron, timeout, expect, wire)
     except MinerFailure as exc:
         result = MinerResult(neuron.uid, neuron.hotkey, False, error=str(exc), status=exc.status)
     except (TimeoutError, *BROKEN) as exc:
@@ -479,6 +513,111 @@ async def open_miner_stream(
         uid=neuron.uid,
         hotkey=neuron.hotkey,
         opening=opening,
+        rest=chunks,
+        response_ms=(time.perf_counter() - started) * 1000,
+        close=close,
+    )
+
+
+# --- answers relayed as their bytes come (speech) -------------------------------
+
+
+@dataclass
+class MinerBytes:
+    """A miner's answer relayed as its bytes come: ``first`` arrived first
+    (checked by the wire's reader, ``content`` says what it is for the log),
+    ``rest`` yields the remainder; ``close()`` ends the connection."""
+
+    uid: int
+    hotkey: str
+    first: bytes
+    content_type: str
+    content: str
+    rest: Any  # async iterator of bytes
+    response_ms: float
+    close: Any  # async callable
+
+
+async def _byte_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: float, deadline: float):
+    """The body's bytes as they come; a broken connection, a pause longer than
+    ``idle_timeout``, a body over ``cap`` or one not done by ``deadline``
+    (loop time) ends in a MinerFailure naming it."""
+    loop = asyncio.get_running_loop()
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout(max(0.0, min(idle_timeout, deadline - loop.time()))):
+                chunk = await resp.content.readany()
+        except TimeoutError:
+            late = loop.time() >= deadline
+            raise MinerFailure(
+                "miner did not finish within the timeout" if late else "miner stopped sending", resp.status
+            ) from None
+        except BROKEN as exc:
+            raise MinerFailure(f"miner's answer broke off ({type(exc).__name__})", resp.status) from None
+        if not chunk:
+            return
+        size += len(chunk)
+        if size > cap:
+            raise MinerFailure(f"miner answer is larger than {cap // 1024} KiB", resp.status)
+        yield chunk
+
+
+async def open_miner_bytes(
+    neuron: NeuronInfo,
+    payload: bytes,
+    *,
+    keypair: Any,
+    path: str,
+    timeout: float,
+    allow_private: bool,
+    wire: Wire,
+    expect: AnswerFormat | None = None,
+) -> MinerBytes:
+    """Start an answer relayed as it comes and read its first bytes, which the
+    wire's reader checks (kind, content type). Raises MinerFailure if the
+    miner fails before that or within ``timeout`` sends nothing; the timeout
+    bounds the whole answer."""
+    started = time.perf_counter()
+    url = check_axon(neuron.axon, allow_private=allow_private) if neuron.active else None
+    if url is None:
+        raise MinerFailure("miner is not active on the subnet")
+    resp: aiohttp.ClientResponse | None = None
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        async with asyncio.timeout(timeout):
+            resp = await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, None, wire.content_type)
+            if resp.content_length is not None and resp.content_length > wire.cap:
+                raise MinerFailure(f"miner answer is larger than {wire.cap // 1024} KiB", resp.status)
+            chunks = _byte_chunks(resp, wire.cap, timeout, deadline)
+            first = b""
+            async for chunk in chunks:
+                first = chunk
+                break
+            content, _ = wire.read(first, resp.content_type, resp.status)
+    except MinerFailure:
+        if resp is not None:
+            resp.close()
+        raise
+    except (TimeoutError, *BROKEN) as exc:
+        if resp is not None:
+            resp.close()
+        raise MinerFailure(_describe(exc, timeout)) from None
+    except BaseException:
+        if resp is not None:
+            resp.close()
+        raise
+
+    async def close() -> None:
+        await chunks.aclose()
+        resp.close()
+
+    return MinerBytes(
+        uid=neuron.uid,
+        hotkey=neuron.hotkey,
+        first=first,
+        content_type=resp.content_type,
+        content=content,
         rest=chunks,
         response_ms=(time.perf_counter() - started) * 1000,
         close=close,
