@@ -8,6 +8,13 @@ drip (or refuse), so tests and `make run` exercise the real network path offline
         sync_metagraph(snapshot=subnet.snapshot())
         subnet.set_behaviour(0, mode="hang")
 
+A subnet of another ``kind`` answers images, speech, transcriptions or
+embeddings instead (`localnet_media` says what, `KIND_PATHS` where). The
+fault modes apply to every kind; for them "refuse" is a 400
+content_policy_violation from image and speech miners and no fault at all
+for transcription and embeddings, "ignore_format" no fault at all, and
+``upstream`` is ignored (only chat forwards).
+
 All miners share one event loop: in a background thread (`start()`), or the
 caller's loop (`await serve()`, which `manage.py localnet` uses).
 """
@@ -36,8 +43,18 @@ from aiohttp import web
 from bittensor import http_auth
 from bittensor.sp_core import Keypair
 
+from endpoint.network import localnet_media as media
+
 log = logging.getLogger(__name__)
 
+# A subnet's kind (the values of endpoint.core.models.Subnet.Kind) and the path its miners answer on.
+KIND_PATHS = {
+    "chat": "/v1/chat/completions",
+    "image": "/v1/images/generations",
+    "speech": "/v1/audio/speech",
+    "transcription": "/v1/audio/transcriptions",
+    "embeddings": "/v1/embeddings",
+}
 MODES = ("ok", "error", "hang", "reset", "garbage", "huge", "drip", "empty", "refuse", "ignore_format")
 # How a streamed answer goes wrong after its first content.
 STREAM_FAULTS = ("", "reset", "garbage", "long_line", "drip")
@@ -49,6 +66,7 @@ UPSTREAM_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 # would hold stop() that long.
 SHUTDOWN_GRACE = 0.25
 START_TIMEOUT = 30.0
+SPEECH_CHUNK = 4096  # speech goes out in pieces this big, so a gateway can relay it as it comes
 
 
 @dataclass
@@ -382,6 +400,31 @@ def _stream_events(body: dict[str, Any], message: dict[str, Any], *, usage: bool
     return events
 
 
+async def _misbehave(
+    miner: Miner, request: web.BaseRequest, behaviour: MinerBehaviour, content_type: str | None = None
+) -> web.StreamResponse | None:
+    """Wait the behaviour's delay, then the answer of a miner whose mode makes
+    it fail this request (a flood or drip sent as ``content_type``), or None
+    when it answers."""
+    delay = behaviour.delay()
+    if delay:
+        await asyncio.sleep(delay)
+    mode = behaviour.mode
+    if behaviour.fails_now():
+        return _error(500, f"miner {miner.uid} failed", "server_error")
+    if mode == "hang":
+        return await _wait_for_cancellation()
+    if mode == "reset":
+        return await _reset_connection(request)
+    if mode == "garbage":
+        return web.Response(text="<html>this is not JSON", content_type="text/html")
+    if mode == "huge":
+        return await _send_flood(request, content_type or "application/json")
+    if mode == "drip":
+        return await _send_drip(request, content_type or "application/json")
+    return None
+
+
 async def _send_stream(
     request: web.BaseRequest, events: list[bytes], chunk_delay: float = 0.0, fault: str = ""
 ) -> web.StreamResponse:
@@ -414,8 +457,45 @@ async def _stream_fault(
     return await _wait_for_cancellation()
 
 
-async def _send_flood(request: web.BaseRequest) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+async def _send_audio(
+    request: web.BaseRequest, audio: bytes, chunk_delay: float = 0.0, fault: str = ""
+) -> web.StreamResponse:
+    """The audio in SPEECH_CHUNK pieces, ``chunk_delay`` apart; with a stream
+    fault, the first piece goes out and then the fault happens."""
+    response = web.StreamResponse(headers={"Content-Type": "audio/wav"})
+    await response.prepare(request)
+    for i in range(0, len(audio), SPEECH_CHUNK):
+        if fault and i:
+            return await _audio_fault(request, response, fault, audio[i:], chunk_delay)
+        if chunk_delay and i:
+            await asyncio.sleep(chunk_delay)
+        await response.write(audio[i : i + SPEECH_CHUNK])
+    await response.write_eof()
+    return response
+
+
+async def _audio_fault(
+    request: web.BaseRequest, response: web.StreamResponse, fault: str, rest: bytes, every: float
+) -> web.StreamResponse:
+    """A stream fault after the first piece: "reset" cuts the connection,
+    "drip" sends the rest a byte at a time, "garbage" (and "long_line", 1 MiB
+    of it) sends bytes that are no audio, after which the answer never ends."""
+    if fault == "reset":
+        await asyncio.sleep(0.05)  # let the first piece reach the reader before the reset
+        return await _reset_connection(request)
+    if fault == "drip":
+        with contextlib.suppress(ConnectionError):
+            for i in range(len(rest)):
+                await asyncio.sleep(every or DRIP_INTERVAL)
+                await response.write(rest[i : i + 1])
+            await response.write_eof()
+        return response
+    await response.write(b"<html>this is not audio" if fault == "garbage" else b"x" * (1024 * 1024))
+    return await _wait_for_cancellation()
+
+
+async def _send_flood(request: web.BaseRequest, content_type: str = "application/json") -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": content_type})
     await response.prepare(request)
     with contextlib.suppress(ConnectionError):  # the client stopped reading, as it should
         for _ in range(HUGE_BYTES // len(HUGE_CHUNK)):
@@ -424,8 +504,8 @@ async def _send_flood(request: web.BaseRequest) -> web.StreamResponse:
     return response
 
 
-async def _send_drip(request: web.BaseRequest) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+async def _send_drip(request: web.BaseRequest, content_type: str = "application/json") -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": content_type})
     await response.prepare(request)
     with contextlib.suppress(ConnectionError):
         while True:
@@ -464,10 +544,15 @@ class LocalSubnet:
         host: str = "127.0.0.1",
         base_port: int = 0,
         behaviour: MinerBehaviour | None = None,
-        path: str = "/v1/chat/completions",
+        kind: str = "chat",
+        path: str | None = None,
         netuid: int = 1,
         incentives: list[float] | None = None,
     ) -> None:
+        """``kind`` is what the miners answer (a key of KIND_PATHS), on ``path``
+        (that kind's OpenAI path unless given)."""
+        if kind not in KIND_PATHS:
+            raise ValueError(f"unknown subnet kind {kind!r}; known: {', '.join(KIND_PATHS)}")
         if n_miners < 1:
             raise ValueError("a subnet needs at least one miner")
         if incentives is not None and len(incentives) != n_miners:
@@ -476,7 +561,8 @@ class LocalSubnet:
             raise ValueError(f"ports {base_port}..{base_port + n_miners - 1} do not exist")
         self.host = host
         self.base_port = base_port
-        self.path = path
+        self.kind = kind
+        self.path = path or KIND_PATHS[kind]
         self.netuid = netuid
         self.behaviour = behaviour or MinerBehaviour()
         self.miners = [Miner(uid, replace(self.behaviour), host) for uid in range(n_miners)]
@@ -489,7 +575,7 @@ class LocalSubnet:
         self._stopping: asyncio.Event | None = None
 
     def __repr__(self) -> str:
-        return f"<LocalSubnet {len(self.miners)} miners on {self.host}>"
+        return f"<LocalSubnet {len(self.miners)} {self.kind} miners on {self.host}>"
 
     # --- requests -------------------------------------------------------------
 
@@ -500,26 +586,25 @@ class LocalSubnet:
             if request.method != "POST":
                 return _error(405, f"{request.method} is not allowed; use POST", "invalid_request_error")
             raw = await request.read()
-            if not miner.behaviour.require_auth:
-                body = _chat_body(raw)
-                miner.record(SeenRequest(None, None, body))
-                if body is None:
-                    return _error(400, "the body must be a JSON object with a messages list", "invalid_request_error")
-                return await self._answer(miner, request, raw, body)
-            try:
-                caller = http_auth.verify(
-                    request.headers,
-                    raw,
-                    method="POST",
-                    path=request.path_qs,
-                    self_hotkey_ss58=miner.hotkey,
-                    nonce_store=miner.nonce_store,
-                )
-            except http_auth.AuthError as exc:
-                miner.record(SeenRequest(None, type(exc).__name__, None))
-                return _error(401, str(exc), "authentication_error")
+            caller = None
+            if miner.behaviour.require_auth:
+                try:
+                    verified = http_auth.verify(
+                        request.headers,
+                        raw,
+                        method="POST",
+                        path=request.path_qs,
+                        self_hotkey_ss58=miner.hotkey,
+                        nonce_store=miner.nonce_store,
+                    )
+                except http_auth.AuthError as exc:
+                    miner.record(SeenRequest(None, type(exc).__name__, None))
+                    return _error(401, str(exc), "authentication_error")
+                caller = verified.hotkey_ss58
+            if self.kind != "chat":
+                return await self._answer_media(miner, request, raw, caller)
             body = _chat_body(raw)
-            miner.record(SeenRequest(caller.hotkey_ss58, None, body))
+            miner.record(SeenRequest(caller, None, body))
             if body is None:
                 return _error(400, "the body must be a JSON object with a messages list", "invalid_request_error")
             return await self._answer(miner, request, raw, body)
@@ -530,22 +615,10 @@ class LocalSubnet:
         self, miner: Miner, request: web.BaseRequest, raw: bytes, body: dict[str, Any]
     ) -> web.StreamResponse:
         behaviour = miner.behaviour  # one consistent view, even if changed meanwhile
-        delay = behaviour.delay()
-        if delay:
-            await asyncio.sleep(delay)
+        failed = await _misbehave(miner, request, behaviour)
+        if failed is not None:
+            return failed
         mode = behaviour.mode
-        if behaviour.fails_now():
-            return _error(500, f"miner {miner.uid} failed", "server_error")
-        if mode == "hang":
-            return await _wait_for_cancellation()
-        if mode == "reset":
-            return await _reset_connection(request)
-        if mode == "garbage":
-            return web.Response(text="<html>this is not JSON", content_type="text/html")
-        if mode == "huge":
-            return await _send_flood(request)
-        if mode == "drip":
-            return await _send_drip(request)
         if behaviour.upstream and mode == "ok":
             return await self._forward(request, behaviour, raw, body)
         message = miner.answer(body, mode)
@@ -553,6 +626,35 @@ class LocalSubnet:
             events = _stream_events(body, message, usage=behaviour.report_usage)
             return await _send_stream(request, events, behaviour.chunk_delay, behaviour.stream_fault)
         return _json_response(_completion(body, message, usage=behaviour.report_usage))
+
+    async def _answer_media(
+        self, miner: Miner, request: web.BaseRequest, raw: bytes, caller: str | None
+    ) -> web.StreamResponse:
+        try:
+            parsed = media.read_request(self.kind, raw, request.headers.get("Content-Type", ""))
+        except media.BadRequest as exc:
+            miner.record(SeenRequest(caller, None, None))
+            return _json_response(media.error_body(str(exc)), 400)
+        miner.record(SeenRequest(caller, None, parsed.body))
+        body = parsed.body
+        behaviour = miner.behaviour  # one consistent view, even if changed meanwhile
+        failed = await _misbehave(miner, request, behaviour, "audio/wav" if self.kind == "speech" else None)
+        if failed is not None:
+            return failed
+        empty = behaviour.mode == "empty"
+        if behaviour.mode == "refuse" and self.kind in ("image", "speech"):
+            return _json_response(media.refusal_body(miner.uid), 400)
+        if self.kind == "embeddings":
+            return _json_response(media.embeddings_answer(body, empty=empty))
+        if self.kind == "image":  # big pictures take a while: not on the loop every miner shares
+            return _json_response(await asyncio.to_thread(media.images_answer, body, miner.uid, empty=empty))
+        if self.kind == "speech":
+            if empty:
+                return web.Response(body=b"", content_type="audio/wav")
+            audio = await asyncio.to_thread(media.speech_wav, body["input"], float(body.get("speed", 1.0)))
+            return await _send_audio(request, audio, behaviour.chunk_delay, behaviour.stream_fault)
+        answer, content_type = media.transcription_answer(body, parsed.upload, miner.uid, empty=empty)
+        return web.Response(body=answer, content_type=content_type)
 
     async def _forward(
         self, request: web.BaseRequest, behaviour: MinerBehaviour, raw: bytes, body: dict[str, Any]

@@ -11,17 +11,26 @@ from django.conf import settings
 
 from endpoint.core.commands import OperatorCommand
 from endpoint.core.errors import OperatorError
-from endpoint.network.localnet import LocalSubnet, MinerBehaviour, new_event_loop
+from endpoint.network.localnet import KIND_PATHS, LocalSubnet, MinerBehaviour, new_event_loop
 
 
 class Command(OperatorCommand):
-    help = "Start N local miners (btauth/1, OpenAI chat completions) and write the metagraph snapshot."
+    help = (
+        "Start N local miners (btauth/1; OpenAI chat completions, or images, speech, transcriptions "
+        "or embeddings with --kind) and write the metagraph snapshot."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--miners", type=int, default=8, help="How many miners (uids 0..N-1).")
         parser.add_argument("--port", type=int, default=9100, help="First miner's port; 0 for any free ports.")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--netuid", type=int, default=1)
+        parser.add_argument(
+            "--kind",
+            choices=list(KIND_PATHS),
+            default="chat",
+            help="What the miners answer, each on its OpenAI path (chat: /v1/chat/completions).",
+        )
         parser.add_argument("--out", default="var/metagraph.json", help="Where to write the snapshot.")
         parser.add_argument("--latency", type=float, default=0.0, help="Seconds before each answer.")
         parser.add_argument("--jitter", type=float, default=0.0, help="Uniform ± seconds on top of --latency.")
@@ -40,6 +49,8 @@ class Command(OperatorCommand):
             raise OperatorError("--miners must be at least 1")
         if not 0 <= opts["port"] <= 65535:
             raise OperatorError("--port must be between 0 and 65535")
+        if opts["upstream"] and opts["kind"] != "chat":
+            raise OperatorError("--upstream forwards chat completions only; leave it out with --kind " + opts["kind"])
         behaviour = MinerBehaviour(
             latency=opts["latency"],
             jitter=opts["jitter"],
@@ -51,7 +62,12 @@ class Command(OperatorCommand):
             report_usage=not opts["no_usage"],
         )
         subnet = LocalSubnet(
-            opts["miners"], host=opts["host"], base_port=opts["port"], behaviour=behaviour, netuid=opts["netuid"]
+            opts["miners"],
+            host=opts["host"],
+            base_port=opts["port"],
+            behaviour=behaviour,
+            kind=opts["kind"],
+            netuid=opts["netuid"],
         )
         out = Path(opts["out"]).resolve()
         # The snapshot's presence tells scripts the miners listen; a stale one must not.
@@ -78,6 +94,7 @@ class Command(OperatorCommand):
         self.stdout.write("local subnet stopped")
 
     def _announce(self, subnet: LocalSubnet, out: Path) -> None:
+        self.stdout.write(f"{subnet.kind} miners on {subnet.path}")
         for miner in subnet.miners:
             self.stdout.write(f"uid {miner.uid:>3}  {miner.axon:<22} {miner.hotkey}")
         path = subnet.write_snapshot(out)
