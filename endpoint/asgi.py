@@ -34,6 +34,7 @@ from django.urls import set_script_prefix
 
 from endpoint import heap
 from endpoint.body_limit import BoundedBody
+from endpoint.core import errors
 from endpoint.core.request_ids import answer_id, client_request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "endpoint.settings")
@@ -189,6 +190,9 @@ async def route(scope, receive, send):
             await gateway(scope, receive, send)
         else:
             await site(scope, receive, send)
+    except errors.StreamCut as cut:
+        # Returning without ending the body makes the server drop the connection.
+        logging.getLogger(__name__).warning("cut %s %s mid-answer: %s", scope.get("method"), scope.get("path"), cut)
     finally:
         heap.requests.finished()
 

@@ -564,7 +564,7 @@ class ByteStream:
                 yield self._sent(chunk)
         except MinerFailure as failure:
             self.miner_error = str(failure)
-            raise
+            raise errors.StreamCut(f"miner uid {winner.uid}: {failure}") from None
         except BaseException as raised:
             exc = raised
             raise

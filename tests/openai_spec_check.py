@@ -16,8 +16,10 @@ means "or null".
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
+import struct
 import threading
 from pathlib import Path
 
@@ -57,6 +59,13 @@ def spec_error(body: object, schema: str) -> str | None:
     return f"{error.message} (at {error.json_path})"
 
 
+MEDIA_JSON = {
+    "/v1/embeddings": "CreateEmbeddingResponse",
+    "/v1/images/generations": "ImagesResponse",
+    "/v1/audio/transcriptions": "CreateTranscriptionResponseJson",
+}
+
+
 def schema_for_json(method: str, path: str, status: int) -> str | None:
     if status >= 400:
         return "ErrorResponse"
@@ -68,6 +77,10 @@ def schema_for_json(method: str, path: str, status: int) -> str | None:
         return "ListModelsResponse"
     if method == "GET" and path.startswith("/v1/models/"):
         return "Model"
+    if method == "POST" and path in MEDIA_JSON:
+        return MEDIA_JSON[path]
+    if (method, path) == ("POST", "/v1/audio/speech") or (method == "GET" and path.startswith("/v1/media/")):
+        return None  # audio or image bytes (OpenAI's speech answer is binary; image URLs are not its API)
     return "a documented /v1 route"  # a 200 anywhere else under /v1 is not OpenAI's
 
 
@@ -126,6 +139,8 @@ class CheckedAnswer:
         schema = schema_for_json(self.method, self.path, self.status)
         if schema is None:
             return
+        if self.path == "/v1/audio/transcriptions" and self.content_type.startswith("text/plain"):
+            return  # response_format text: the words, as OpenAI sends them
         if not self.content_type.startswith("application/json"):
             self.violation(schema, f"content-type {self.content_type!r}, not JSON")
             return
@@ -137,9 +152,25 @@ class CheckedAnswer:
         if schema not in spec_components()["schemas"]:
             self.violation(schema, f"no such route in OpenAI's API, yet answered {self.status}")
             return
+        if schema == "CreateEmbeddingResponse":
+            body = self.decoded_embeddings(body)
         why = spec_error(body, schema)
         if why:
             self.violation(schema, why)
+
+    def decoded_embeddings(self, body: object) -> object:
+        """OpenAI answers ``encoding_format: base64`` (the SDK's default) with
+        each vector as base64 float32s, which its document's Embedding schema
+        leaves out: such a vector must decode, and is checked decoded."""
+        for item in body.get("data", []) if isinstance(body, dict) else []:
+            vector = item.get("embedding") if isinstance(item, dict) else None
+            if isinstance(vector, str):
+                try:
+                    raw = base64.b64decode(vector, validate=True)
+                    item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw)) if len(raw) % 4 == 0 else vector
+                except ValueError:
+                    pass  # left as the string, which the schema refuses
+        return body
 
     def check_complete_events(self, final: bool) -> None:
         *events, rest = bytes(self.body).split(b"\n\n")

@@ -356,6 +356,12 @@ def answers_errors_as_json(shape):
 # --- inside the gateway ---------------------------------------------------------
 
 
+class StreamCut(Exception):
+    """A binary answer (audio) broke off after its first bytes went out: the
+    client's connection is cut, so a partial body can't pass for a whole one
+    (endpoint.asgi logs it in one line; the call's log says what the miner did)."""
+
+
 class MinerFailure(Exception):
     """A miner call went wrong; the message is what the client is shown, in
     that miner's entry of the answer (never a response of its own)."""

@@ -18,6 +18,9 @@ ROOTS = (
     "ListModelsResponse",
     "Model",
     "ErrorResponse",
+    "CreateEmbeddingResponse",
+    "ImagesResponse",
+    "CreateTranscriptionResponseJson",
 )
 OUT = Path(__file__).with_name("openai_schemas.json")
 PREFIX = "#/components/schemas/"

@@ -70,7 +70,7 @@ def sdk(live_server_url, raw_key) -> openai.OpenAI:
 
 
 def credits(key) -> int:
-    return ApiKey.objects.get(pk=key.pk).credits
+    return ApiKey.objects.get(pk=key.key.pk).credits
 
 
 def only_log(route: str) -> Request:
@@ -171,7 +171,7 @@ def test_speech_streams_a_wav_and_its_transcription_gives_the_words_back(live_se
 
 def test_a_speech_miner_cut_mid_answer_cuts_the_client_and_is_logged_as_its_failure(live_server_url, buyer, media):
     media["speech"].set_behaviour([0, 1], stream_fault="reset", chunk_delay=0.05)
-    with pytest.raises((httpx.HTTPError, openai.APIConnectionError)):
+    with pytest.raises(Exception, match="incomplete chunked read"):
         speak(live_server_url, buyer, " ".join(["word"] * 80))
     row = only_log("/v1/audio/speech")
     (answered,) = MinerResponse.objects.filter(request=row, is_success=True)
@@ -206,7 +206,7 @@ async def test_bad_bodies_are_400s_that_hold_nothing(api, buyer):
         answer = await api.post(path, headers=auth, **body)
         assert answer.status_code == 400, (path, answer.text)
         assert answer.json()["error"]["param"] == param, (path, answer.json())
-    assert await ApiKey.objects.filter(pk=buyer.pk, credits=100).aexists()
+    assert await ApiKey.objects.filter(pk=buyer.key.pk, credits=100).aexists()
 
 
 async def test_an_upload_past_the_limit_is_refused_before_it_is_read(api, buyer, settings):
@@ -235,7 +235,7 @@ async def test_failing_miners_are_retried_across_and_all_failing_charges_nothing
     media["embed"].set_behaviour([0, 1], mode="error")
     failed = await api.post("/v1/embeddings", json={"model": "embed/uids:0,1", "input": "x"}, headers=auth)
     assert failed.status_code == 502 and failed.json()["error"]["code"] == "AllMinersFailed"
-    assert (await ApiKey.objects.aget(pk=buyer.pk)).credits == 100 - 5
+    assert (await ApiKey.objects.aget(pk=buyer.key.pk)).credits == 100 - 5
 
 
 async def test_models_lists_every_subnet(api, buyer):
