@@ -384,8 +384,11 @@ async def test_transcription_formats(subnets, validator, client):
     miner = subnets["transcription"].miners[0]
     file = ("speech.wav", audio, "audio/wav")
     text = await transcribe(client, validator, miner, file, response_format="text")
-    assert text.headers["content-type"].startswith("text/plain")
+    assert text.headers["content-type"] == "text/plain; charset=utf-8"
     assert text.text == WORDS
+    accented = (await speak(client, validator, subnets["speech"].miners[0], "café déjà vu")).content
+    plain = await transcribe(client, validator, miner, ("a.wav", accented, "audio/wav"), response_format="text")
+    assert plain.text == "café déjà vu"
     verbose = (await transcribe(client, validator, miner, file, response_format="verbose_json")).json()
     with wave.open(io.BytesIO(audio)) as wav:
         seconds = wav.getnframes() / wav.getframerate()
