@@ -654,7 +654,7 @@ class LocalSubnet:
             audio = await asyncio.to_thread(media.speech_wav, body["input"], float(body.get("speed", 1.0)))
             return await _send_audio(request, audio, behaviour.chunk_delay, behaviour.stream_fault)
         answer, content_type = media.transcription_answer(body, parsed.upload, miner.uid, empty=empty)
-        return web.Response(body=answer, content_type=content_type)
+        return web.Response(body=answer, headers={"Content-Type": content_type})
 
     async def _forward(
         self, request: web.BaseRequest, behaviour: MinerBehaviour, raw: bytes, body: dict[str, Any]

@@ -363,7 +363,7 @@ def transcription_answer(form: dict[str, Any], upload: Upload, uid: int, *, empt
     text = "" if empty else transcript(upload, uid)
     response_format = form.get("response_format", "json")
     if response_format == "text":
-        return text.encode(), "text/plain"
+        return text.encode(), "text/plain; charset=utf-8"
     if response_format == "verbose_json":
         _, duration = wav_info(upload.data)
         verbose = {
