@@ -179,6 +179,19 @@ class Miner:
         return {"content": _formatted(text, body.get("response_format"))}
 
 
+# Audio uploads to transcription miners are bigger than aiohttp's 1 MiB default.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def _large_bodies(miner: Miner) -> Callable[..., web.BaseRequest]:
+    def make(message, payload, protocol, writer, task) -> web.BaseRequest:
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, asyncio.get_running_loop(), client_max_size=MAX_BODY_BYTES
+        )
+
+    return make
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop when installed: the miners stand in for the network in benchmarks."""
     try:
@@ -709,7 +722,9 @@ class LocalSubnet:
             raise OSError(exc.errno, f"miner {miner.uid} cannot listen on {self.host}:{port}: {exc.strerror}") from exc
         miner.port = sock.getsockname()[1]
         # handler_cancellation: a hung or dripping miner stops when its client gives up.
-        server = web.Server(self._handler(miner), handler_cancellation=True, access_log=None)
+        server = web.Server(
+            self._handler(miner), handler_cancellation=True, access_log=None, request_factory=_large_bodies(miner)
+        )
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         self._runners.append(runner)
