@@ -57,6 +57,13 @@ from .media_bodies import (
     parse_model,
     upload_logged,
 )
+from .media_schema import (
+    embeddings_schema,
+    images_schema,
+    media_file_schema,
+    speech_schema,
+    transcriptions_schema,
+)
 from .serializers import parse_body
 
 
@@ -76,6 +83,7 @@ class MediaView(AsyncAPIView):
 
 
 class EmbeddingsView(MediaView):
+    @embeddings_schema
     async def post(self, request):
         async with self.start_call(request, route="/v1/embeddings") as call:
             key = await call.identify(request.headers.get("Authorization"))
@@ -107,6 +115,7 @@ def _prompt_tokens(reported: Any, inputs: list[Any]) -> int:
 
 
 class ImagesView(MediaView):
+    @images_schema
     async def post(self, request):
         async with self.start_call(request, route="/v1/images/generations") as call:
             key = await call.identify(request.headers.get("Authorization"))
@@ -150,6 +159,7 @@ async def _served_urls(request, call: GatewayCall, pictures: list[Picture]) -> l
 
 
 class SpeechView(MediaView):
+    @speech_schema
     async def post(self, request):
         async with self.start_call(request, route="/v1/audio/speech") as call:
             key = await call.identify(request.headers.get("Authorization"))
@@ -167,6 +177,7 @@ class SpeechView(MediaView):
 
 
 class TranscriptionsView(MediaView):
+    @transcriptions_schema
     async def post(self, request):
         async with self.start_call(request, route="/v1/audio/transcriptions") as call:
             key = await call.identify(request.headers.get("Authorization"))
@@ -207,6 +218,7 @@ def _form(request) -> tuple[dict[str, str], Any]:
 class MediaFileView(MediaView):
     """GET /v1/media/<id>: an image answered as a ``url``, until it expires."""
 
+    @media_file_schema
     async def get(self, request, media_id):
         found = await run_db(_media_file, media_id)
         if found is None:
