@@ -537,11 +537,23 @@ class ByteStream:
         self.size = 0
         self.digest = hashlib.sha256()
         self.miner_error = ""
+        # Set to store the whole answer when it ends (the config's retain_media): (bytes, content type) -> awaitable.
+        self.keep: Any = None
+        self.kept: list[bytes] = []
 
     def _sent(self, chunk: bytes) -> bytes:
         self.size += len(chunk)
         self.digest.update(chunk)
+        if self.keep is not None:
+            self.kept.append(chunk)
         return chunk
+
+    async def _keep(self) -> None:
+        if self.keep is not None and self.size:
+            try:
+                await self.keep(b"".join(self.kept), self.content_type)
+            except Exception:
+                log.exception("could not keep the audio of %s", self.call.log.id)
 
     def _said(self) -> MinerResult:
         winner = self.winner
@@ -573,4 +585,5 @@ class ByteStream:
             if call.settlement is None:
                 call.settle(self.reservation, 0, miner_calls)
             call.log.miners = _miner_logs([self._said(), *self.race.failures], self.race.cancelled)
+            await self._keep()
             await call.finish(exc)

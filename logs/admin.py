@@ -17,8 +17,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Coalesce, NullIf
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
-from django.urls import path
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from rangefilter.filters import DateRangeQuickSelectListFilterBuilder
 
@@ -26,12 +26,21 @@ from endpoint.core import errors
 from endpoint.core.admin_display import clipped
 from endpoint.core.request_ids import CLIENT_ID, log_id
 
-from .conversation import conversation_html
+from .conversation import conversation_html, media_html
 from .key_filter import KeyFilter, key_choices, key_filter_media
-from .models import MinerResponse, Request
+from .models import MediaFile, MinerResponse, Request
 from .queries import first_prompt
 
-ROUTES = ("/chat", "/v1/chat/completions", "/v1/models", "/v1/models/{model}")
+ROUTES = (
+    "/chat",
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/images/generations",
+    "/v1/audio/speech",
+    "/v1/audio/transcriptions",
+    "/v1/models",
+    "/v1/models/{model}",
+)
 STATUSES = (200, 400, 401, 402, 404, 413, 429, 502, 503)
 EXPORT_BATCH = 1000  # rows per query while streaming a CSV
 EXPORT_COLUMNS = (
@@ -176,6 +185,7 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "client_ip",
         "client_request_id",
         "conversation",
+        "media_kept",
     )
     readonly_fields = fields
 
@@ -229,6 +239,33 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def conversation(self, request_log: Request) -> str:
         return conversation_html(request_log.messages)
 
+    @admin.display(description="media")
+    def media_kept(self, request_log: Request) -> str:
+        """The call's images and audio, when they were kept (the config's retain_media)."""
+        rows = (
+            MediaFile.objects.filter(request_id=request_log.pk)
+            .only("id", "source", "content_type")
+            .order_by("created_at")
+        )
+        return (
+            media_html(
+                [(reverse("admin:logs_request_media", args=[row.pk]), row.content_type, row.source) for row in rows]
+            )
+            or "Not kept (the config's retain_media was off): the log has each one's type, size and hash."
+        )
+
+    def media_view(self, request: HttpRequest, media_id: Any) -> HttpResponse:
+        """A kept image or audio, for whoever may read the logs."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        row = MediaFile.objects.filter(pk=media_id).values_list("content_type", "data").first()
+        if row is None:
+            raise Http404("No such media, or it was purged with its log.")
+        response = HttpResponse(bytes(row[1]), content_type=row[0])
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cache-Control"] = "private, no-store"
+        return response
+
     # --- CSV export -----------------------------------------------------------------
 
     def get_urls(self) -> list:
@@ -238,7 +275,8 @@ class RequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
             name=f"{self.opts.app_label}_{self.opts.model_name}_export",
         )
         keys = path("keys/", self.admin_site.admin_view(self.keys_view), name="logs_request_keys")
-        return [export, keys, *super().get_urls()]
+        media = path("media/<uuid:media_id>/", self.admin_site.admin_view(self.media_view), name="logs_request_media")
+        return [export, keys, media, *super().get_urls()]
 
     def keys_view(self, request: HttpRequest) -> HttpResponse:
         """The key filter's choices, for whoever may read the logs."""

@@ -64,3 +64,20 @@ def _call(call: dict[str, Any]) -> SafeString:
         call.get("id", ""),
         arguments,
     )
+
+
+def media_html(items: list[tuple[str, str, str]]) -> SafeString | str:
+    """A call's kept media ((url, content type, source) each): images shown,
+    audio playable, anything else a link."""
+    blocks = []
+    for url, content_type, source in items:
+        label = f"{source}, {content_type}"
+        if content_type.startswith("image/"):
+            blocks.append(format_html('<figure><img src="{}" alt="{}" style="max-width:320px"></figure>', url, label))
+        elif content_type.startswith("audio/"):
+            blocks.append(
+                format_html('<figure><audio controls src="{}"></audio><figcaption>{}</figcaption></figure>', url, label)
+            )
+        else:
+            blocks.append(format_html('<p><a href="{}">{}</a></p>', url, label))
+    return format_html_join("", "{}", ((b,) for b in blocks)) if blocks else ""

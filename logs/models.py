@@ -93,16 +93,24 @@ IS_CANCELLED = models.Q(is_success=False, error=CANCELLED)
 
 
 class MediaFile(models.Model):
-    """An image a client asked for as a ``url``: served from the endpoint
-    (GET /v1/media/<id>) until it expires, then purged with the logs. The
-    random id is the only key to it, as with OpenAI's own image URLs."""
+    """Media of a call, kept apart from its log: an image a client asked for
+    as a ``url`` (served at GET /v1/media/<id> until ``url_expires_at``; the
+    random id is the only key to it, as with OpenAI's own image URLs), and,
+    when the operator turns on ``retain_media``, the images and audio of
+    every call for the console to show. Purged at ``expires_at``."""
+
+    class Source(models.TextChoices):
+        ANSWER = "answer"
+        UPLOAD = "upload"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    request_id = models.UUIDField(help_text="The request that made it.")
-    content_type = models.CharField(max_length=50)
+    request_id = models.UUIDField(db_index=True, help_text="The request it belongs to.")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.ANSWER)
+    content_type = models.CharField(max_length=100)
     data = models.BinaryField()
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
+    url_expires_at = models.DateTimeField(null=True, blank=True, help_text="Served by URL until then.")
     expires_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:

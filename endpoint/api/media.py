@@ -15,13 +15,10 @@ a bare strategy means the first subnet of the route's kind).
 from __future__ import annotations
 
 import base64
-import hashlib
 import time
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -30,6 +27,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from endpoint.core import errors
+from endpoint.core.config import aruntime_config
 from endpoint.core.db import run_db
 from endpoint.core.errors import openai_body
 from endpoint.core.models import Subnet
@@ -46,6 +44,7 @@ from endpoint.network.media import (
     speech_wire,
     transcription_wire,
 )
+from logs.media import do_keep_media, served_media
 from logs.models import MediaFile
 
 from .base import AsyncAPIView
@@ -126,36 +125,34 @@ class ImagesView(MediaView):
             media.units = body.count
             outcome = await call.answer_media(key, media)
             pictures: list[Picture] = outcome.successes[0].answer
-            if body.response_format == "b64_json":
-                data = [{"b64_json": base64.b64encode(p.data).decode()} for p in pictures]
+            by_url, retain = body.response_format != "b64_json", await _retaining()
+            kept = await _kept(call, [(p.data, p.content_type) for p in pictures], by_url=by_url, retain=retain)
+            if by_url:
+                data = [{"url": request.build_absolute_uri(reverse("media-file", args=[row.pk]))} for row in kept]
             else:
-                data = await _served_urls(request, call, pictures)
+                data = [{"b64_json": base64.b64encode(p.data).decode()} for p in pictures]
             for item, picture in zip(data, pictures, strict=True):
                 if picture.revised_prompt is not None:
                     item["revised_prompt"] = picture.revised_prompt
             return Response({"created": int(time.time()), "data": data, "bittensor": _bittensor(outcome)})
 
 
-async def _served_urls(request, call: GatewayCall, pictures: list[Picture]) -> list[dict[str, Any]]:
-    """Keep the images for MEDIA_URL_SECONDS and give their URLs. If they
-    can't be kept, nothing is charged and the client is told to retry."""
-    expires = timezone.now() + timedelta(seconds=settings.MEDIA_URL_SECONDS)
-    rows = [
-        MediaFile(
-            request_id=call.log.id,
-            content_type=p.content_type,
-            data=p.data,
-            sha256=hashlib.sha256(p.data).hexdigest(),
-            expires_at=expires,
-        )
-        for p in pictures
-    ]
+async def _kept(call: GatewayCall, items: list[tuple[bytes, str]], **how) -> list[MediaFile]:
+    """Store a call's media (``logs.media``). If it can't be stored, nothing is
+    charged and the client is told to retry: an image URL must work."""
     try:
-        await run_db(MediaFile.objects.bulk_create, rows)
+        return await run_db(do_keep_media, call.log.id, items, **how)
     except Exception as failure:
         call.undo_charge()
         raise errors.DatabaseUnavailable() from failure
-    return [{"url": request.build_absolute_uri(reverse("media-file", args=[row.pk]))} for row in rows]
+
+
+async def _keep_audio(request_id, data: bytes, content_type: str) -> None:
+    await run_db(do_keep_media, request_id, [(data, content_type)], retain=True)
+
+
+async def _retaining() -> bool:
+    return (await aruntime_config()).retain_media
 
 
 class SpeechView(MediaView):
@@ -169,6 +166,10 @@ class SpeechView(MediaView):
             logged = [{"role": "user", "content": body.input}]
             media = MediaPrompt(subnet, body.payload(), speech_wire(), texts, logged, strategy)
             stream = await call.open_media_stream(key, media)
+            if await _retaining():
+                stream.keep = lambda data, content_type: run_db(
+                    do_keep_media, call.log.id, [(data, content_type)], retain=True
+                )
             call.hand_off()
             response = StreamingHttpResponse(stream.chunks(), content_type=stream.content_type)
             response["Cache-Control"] = "no-cache"
@@ -191,6 +192,8 @@ class TranscriptionsView(MediaView):
             texts = [body.prompt] if body.prompt else []
             logged = upload_logged(upload.name or "", content_type, data, body.fields())
             outcome = await call.answer_media(key, MediaPrompt(subnet, payload, wire, texts, logged, strategy))
+            if await _retaining():
+                await _kept(call, [(data, content_type)], source=MediaFile.Source.UPLOAD, retain=True)
             text = outcome.successes[0].answer["text"]
             call.log.prompt_tokens, call.log.completion_tokens = 0, count_text(text)
             if body.response_format == "text":
@@ -220,7 +223,7 @@ class MediaFileView(MediaView):
 
     @media_file_schema
     async def get(self, request, media_id):
-        found = await run_db(_media_file, media_id)
+        found = await run_db(served_media, media_id)
         if found is None:
             raise errors.MediaNotFound()
         content_type, data, expires_at = found
@@ -228,11 +231,3 @@ class MediaFileView(MediaView):
         response = HttpResponse(bytes(data), content_type=content_type)
         response["Cache-Control"] = f"private, max-age={left}"
         return response
-
-
-def _media_file(media_id) -> tuple[str, bytes, Any] | None:
-    return (
-        MediaFile.objects.filter(pk=media_id, expires_at__gt=timezone.now())
-        .values_list("content_type", "data", "expires_at")
-        .first()
-    )

@@ -208,6 +208,11 @@ FIELDS: dict[str, Setting] = {
     ),
     "metagraph_sync_seconds": Setting(_int(10), "How often the metagraph is synced, in seconds; at least 10."),
     "log_retention_days": Setting(_int(0), "Request logs older than this many days are purged; 0 keeps them forever."),
+    "retain_media": Setting(
+        _bool,
+        "Whether request logs keep the images and audio miners answer and the audio uploaded for transcription "
+        "(as long as the logs), for the console to show: true or false. Off: only their type, size and hash.",
+    ),
     "stripe_publishable_key": Setting(
         _stripe_key("pk_"), "Stripe's publishable key (pk_live_… or pk_test_…), given to the billing page."
     ),
@@ -321,6 +326,7 @@ class RuntimeConfig:
     miner_path: str
     cost_per_answer: int
     default_strategy: str
+    retain_media: bool = False
 
     @classmethod
     def from_row(cls, row: EndpointConfig) -> RuntimeConfig:
@@ -339,6 +345,7 @@ class RuntimeConfig:
             miner_path=row.miner_path,
             cost_per_answer=row.cost_per_answer,
             default_strategy=row.default_strategy,
+            retain_media=row.retain_media,
         )
 
 

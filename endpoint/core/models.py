@@ -114,6 +114,9 @@ class EndpointConfig(models.Model):
     log_retention_days = models.PositiveIntegerField(
         default=90, help_text="Request logs older than this many days are purged; 0 keeps them forever."
     )
+    retain_media = models.BooleanField(
+        default=False, help_text="Whether request logs keep the media of calls (images, audio, uploads)."
+    )
     stripe_publishable_key = models.CharField(max_length=255, blank=True)
     stripe_secret_key_encrypted = models.TextField(blank=True, editable=False)
     stripe_webhook_secret_encrypted = models.TextField(blank=True, editable=False)

@@ -374,7 +374,7 @@ def _config_field(name: str) -> serializers.Field:
         )
     if name == "global_rate_limits":
         return RuleSerializer(many=True, **optional)
-    if name in ("rate_limiting_enabled", "moderation_enabled", "moderation_fail_closed"):
+    if name in ("rate_limiting_enabled", "moderation_enabled", "moderation_fail_closed", "retain_media"):
         return serializers.BooleanField(**optional)
     if name in ("miner_timeout", "max_miner_timeout"):
         return serializers.FloatField(**optional)

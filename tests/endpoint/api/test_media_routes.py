@@ -140,7 +140,7 @@ def test_images_as_urls_served_until_they_expire(live_server_url, buyer):
     fetched = httpx.get(url)
     assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(fetched.content)).format == "PNG"
-    MediaFile.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    MediaFile.objects.update(url_expires_at=timezone.now() - timedelta(seconds=1))
     gone = httpx.get(url)
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
 
@@ -245,3 +245,46 @@ async def test_models_lists_every_subnet(api, buyer):
     one = await api.get("/v1/models/sn19/best:2", headers=auth)
     assert one.status_code == 200 and one.json()["id"] == "sn19/best:2"
     assert (await api.get("/v1/models/sn19/nonsense", headers=auth)).status_code == 404
+
+
+# --- media kept for the console -------------------------------------------------------------
+
+
+def test_the_console_shows_kept_media_only_when_the_operator_keeps_it(live_server_url, buyer, console, postgres):
+    from django.contrib.auth.models import User
+
+    from endpoint.core.config import do_set_config
+
+    api = sdk(live_server_url, buyer.raw)
+    api.images.generate(model="images/auto", prompt="not kept", response_format="b64_json")
+    not_kept = only_log("/v1/images/generations")
+    page = console.get(f"/admin/logs/request/{not_kept.pk}/change/").content.decode()
+    assert "Not kept" in page and "<img" not in page
+
+    do_set_config("retain_media", "true")
+    image = api.images.generate(model="images/auto", prompt="kept", response_format="b64_json")
+    audio = speak(live_server_url, buyer, "kept words")
+    api.audio.transcriptions.create(model="transcribe/auto", file=("kept.wav", audio, "audio/wav"))
+    kept = {
+        row.route: row.pk
+        for row in Request.objects.exclude(pk=not_kept.pk)
+        if row.route in ("/v1/images/generations", "/v1/audio/speech", "/v1/audio/transcriptions")
+    }
+    assert len(kept) == 3
+    expected = {
+        "/v1/images/generations": base64.b64decode(image.data[0].b64_json),
+        "/v1/audio/speech": audio,
+        "/v1/audio/transcriptions": audio,  # the upload
+    }
+    for route, request_id in kept.items():
+        page = console.get(f"/admin/logs/request/{request_id}/change/").content.decode()
+        assert ("<img" if "images" in route else "<audio") in page, route
+        (row,) = MediaFile.objects.filter(request_id=request_id)
+        served = console.get(f"/admin/logs/request/media/{row.pk}/")
+        assert served.status_code == 200 and served.content == expected[route], route
+        assert row.url_expires_at is None  # kept for the console, never served by URL
+        assert httpx.get(f"{live_server_url}/v1/media/{row.pk}").status_code == 404
+
+    clerk = User.objects.create_user("clerk", password="x", is_staff=True)  # staff, but may not read logs
+    console.force_login(clerk)
+    assert console.get(f"/admin/logs/request/media/{row.pk}/").status_code == 403
