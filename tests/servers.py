@@ -79,10 +79,13 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def start_localnet(n: int, tmp_path: Path, *, latency: float = 0.0) -> tuple[subprocess.Popen, dict]:
+def start_localnet(
+    n: int, tmp_path: Path, *, latency: float = 0.0, kind: str = "chat", netuid: int = 1
+) -> tuple[subprocess.Popen, dict]:
     """Miners in their own process, so they don't share a GIL with the load generator."""
-    out = tmp_path / "metagraph.json"
+    out = tmp_path / f"metagraph-{kind}.json"
     cmd = [sys.executable, "manage.py", "localnet", "--miners", str(n), "--port", "0", "--out", str(out)]
+    cmd += ["--kind", kind, "--netuid", str(netuid)]
     proc = subprocess.Popen([*cmd, "--latency", str(latency)], cwd=ROOT, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while not out.exists():
