@@ -18,8 +18,10 @@ from django.contrib.auth import authenticate, get_user_model
 
 from endpoint.core.commands import OperatorCommand
 from endpoint.core.config import do_set_config
-from endpoint.core.models import EndpointConfig
-from endpoint.network.metagraph import sync_metagraph
+from endpoint.core.errors import OperatorError
+from endpoint.core.models import EndpointConfig, Subnet
+from endpoint.core.subnets import do_add_subnet, do_edit_subnet
+from endpoint.network.metagraph import load_snapshot, sync_metagraph, sync_subnet
 from keys.models import ApiKey, hash_secret
 from keys.services import do_create_key, do_edit_key
 
@@ -36,8 +38,16 @@ class Command(OperatorCommand):
         parser.add_argument("--reset", action="store_true", help="A new demo key and admin password.")
         kept_in = str(settings.VAR_DIR / "demo.json")
         parser.add_argument("--state", default=kept_in, help="Where the key and password are kept between runs.")
+        parser.add_argument(
+            "--subnet",
+            action="append",
+            default=[],
+            metavar="KIND=SNAPSHOT",
+            help="A local subnet of another kind (image, speech, transcription, embeddings) to register "
+            "and sync from its `manage.py localnet --kind` snapshot; repeatable.",
+        )
 
-    def handle(self, *args, metagraph: str, url: str, credits: int, reset: bool, **options):
+    def handle(self, *args, metagraph: str, url: str, credits: int, reset: bool, subnet: list[str], **options):
         do_set_config("network", "local")
         do_set_config("metagraph_source", "file")
         do_set_config("metagraph_file", str(Path(metagraph).resolve()))
@@ -45,6 +55,7 @@ class Command(OperatorCommand):
             # A throwaway validator hotkey for the local subnet; stored encrypted, never printed.
             do_set_config("hotkey_mnemonic", Keypair.generate_mnemonic(12))
         result = sync_metagraph()
+        others = [_local_subnet(spec) for spec in subnet]
 
         state = Path(options["state"])
         kept = None if reset else _kept(state)
@@ -64,7 +75,9 @@ class Command(OperatorCommand):
             what = "kept from the last run; `make run RESET=1` for a new one"
 
         self.stdout.write(
-            f"Local subnet: {result.created + result.updated} miners on netuid {result.netuid}.\n\n"
+            f"Local subnet: {result.created + result.updated} miners on netuid {result.netuid}.\n"
+            + "".join(f"  and {row.slug} ({row.kind}, sn{row.netuid}): {row.miner_path}\n" for row in others)
+            + "\n"
             f"Demo API key ({what}): {raw}\n"
             f"Admin: {url}/admin/  user admin  password {password}\n\n"
             "Try it:\n"
@@ -74,6 +87,27 @@ class Command(OperatorCommand):
             '  -H "Endpoint-Version: 2023-05-19" \\\n'
             """  -d '{"messages": [{"role": "user", "content": "What is 1+1?"}], "top_n": 3}'\n"""
         )
+
+
+# The slug each kind's local subnet gets (its netuid comes from its snapshot).
+LOCAL_SLUGS = {"image": "images", "speech": "speech", "transcription": "transcription", "embeddings": "embeddings"}
+
+
+def _local_subnet(spec: str) -> Subnet:
+    """Register (or point at the new snapshot) and sync the local subnet ``KIND=SNAPSHOT`` names."""
+    kind, _, snapshot = spec.partition("=")
+    if kind not in LOCAL_SLUGS or not snapshot:
+        raise OperatorError(f"--subnet: expected KIND=SNAPSHOT with KIND one of {', '.join(LOCAL_SLUGS)}, got {spec!r}")
+    path = str(Path(snapshot).resolve())
+    netuid = str(load_snapshot(path)["netuid"])
+    fields = {"network": "local", "netuid": netuid, "metagraph_source": "file", "metagraph_file": path}
+    slug = LOCAL_SLUGS[kind]
+    if Subnet.objects.filter(slug=slug).exists():
+        row = do_edit_subnet(slug, fields)
+    else:
+        row = do_add_subnet(slug, {"name": f"Local {kind}", "kind": kind, **fields})
+    sync_subnet(row)
+    return row
 
 
 def _kept(state: Path) -> tuple[str, str] | None:

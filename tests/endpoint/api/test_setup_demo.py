@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import authenticate
@@ -60,3 +62,44 @@ async def test_the_next_run_keeps_the_key_and_login_unless_reset(subnet, tmp_pat
     old = await run_db(lambda: ApiKey.objects.get(secret_hash=hash_secret(first[0])))
     assert not old.enabled  # disabled, not deleted: its requests keep their key
     assert await run_db(authenticate, username="admin", password=fresh[1]) is not None
+
+
+async def test_the_demo_registers_the_local_subnets_of_other_kinds_once(subnet, tmp_path, api):
+    from endpoint.core.db import run_db
+    from endpoint.core.models import Subnet
+    from endpoint.network.localnet import LocalSubnet
+
+    snapshot, state = str(subnet.write_snapshot(tmp_path / "metagraph.json")), str(tmp_path / "demo.json")
+    with LocalSubnet(2, kind="image", netuid=19) as images:
+        image_snapshot = str(images.write_snapshot(tmp_path / "metagraph-image.json"))
+        for _ in range(2):  # the next `make run` points the same subnet at its new miners
+            out = io.StringIO()
+            await run_db(
+                call_command,
+                "setup_demo",
+                "--metagraph",
+                snapshot,
+                "--state",
+                state,
+                "--subnet",
+                f"image={image_snapshot}",
+                stdout=out,
+            )
+        assert "images (image, sn19): /v1/images/generations" in out.getvalue()
+        row = await Subnet.objects.aget(slug="images")
+        assert row.kind == "image" and row.netuid == 19 and row.metagraph_synced_at is not None
+        assert await Subnet.objects.filter(kind="image").acount() == 1
+        raw = json.loads(Path(state).read_text())["key"]
+        forget_directory()
+        answer = await api.post(
+            "/v1/images/generations",
+            json={"model": "images/auto", "prompt": "a demo", "response_format": "b64_json"},
+            headers={"Authorization": f"Bearer {raw}"},
+        )
+        assert answer.status_code == 200 and answer.json()["data"][0]["b64_json"]
+
+    bad = io.StringIO()
+    with pytest.raises(SystemExit):
+        await run_db(
+            call_command, "setup_demo", "--metagraph", snapshot, "--state", state, "--subnet", "video=x", stderr=bad
+        )
