@@ -14,8 +14,9 @@ from bittensor.sp_core import Keypair
 from django.db import connections
 
 from endpoint.core.config import do_set_config
+from endpoint.core.subnets import do_add_subnet
 from endpoint.network.localnet import LocalSubnet
-from endpoint.network.metagraph import forget_directory, sync_metagraph
+from endpoint.network.metagraph import forget_directory, sync_metagraph, sync_subnet
 from endpoint.network.minerstats import miner_book
 from endpoint.network.protocol import close_shared_session
 
@@ -83,3 +84,38 @@ def live_server_url():
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     server.should_exit = True
     thread.join(10)
+
+
+# slug -> (kind, netuid, price)
+MEDIA_SUBNETS = {
+    "images": ("image", 19, 5),
+    "speech": ("speech", 20, 3),
+    "transcribe": ("transcription", 21, 2),
+    "embed": ("embeddings", 22, 1),
+}
+
+
+@pytest.fixture(scope="session")
+def media_miners():
+    nets = {slug: LocalSubnet(2, kind=kind, netuid=netuid) for slug, (kind, netuid, _) in MEDIA_SUBNETS.items()}
+    for net in nets.values():
+        net.start()
+    yield nets
+    for net in nets.values():
+        net.stop()
+
+
+@pytest.fixture
+def media(network, media_miners):
+    """The four subnets registered (as `manage.py subnets add` does) and synced from their miners."""
+    for slug, (kind, netuid, price) in MEDIA_SUBNETS.items():
+        miners = media_miners[slug]
+        miners.reset()
+        row = do_add_subnet(
+            slug,
+            {"name": slug.title(), "kind": kind, "netuid": str(netuid), "network": "local", "price": str(price)},
+        )
+        sync_subnet(row, snapshot=miners.snapshot())
+    forget_directory()
+    yield media_miners
+    forget_directory()

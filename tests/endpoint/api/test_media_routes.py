@@ -16,48 +16,11 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
-from endpoint.core.subnets import do_add_subnet
-from endpoint.network.localnet import LocalSubnet
-from endpoint.network.metagraph import forget_directory, sync_subnet
 from keys.models import ApiKey
 from keys.services import do_create_key
 from logs.models import MediaFile, MinerResponse, Request
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# slug -> (kind, netuid, price)
-SUBNETS = {
-    "images": ("image", 19, 5),
-    "speech": ("speech", 20, 3),
-    "transcribe": ("transcription", 21, 2),
-    "embed": ("embeddings", 22, 1),
-}
-
-
-@pytest.fixture(scope="module")
-def media_miners():
-    nets = {slug: LocalSubnet(2, kind=kind, netuid=netuid) for slug, (kind, netuid, _) in SUBNETS.items()}
-    for net in nets.values():
-        net.start()
-    yield nets
-    for net in nets.values():
-        net.stop()
-
-
-@pytest.fixture
-def media(network, media_miners):
-    """The four subnets registered (as `manage.py subnets add` does) and synced from their miners."""
-    for slug, (kind, netuid, price) in SUBNETS.items():
-        miners = media_miners[slug]
-        miners.reset()
-        row = do_add_subnet(
-            slug,
-            {"name": slug.title(), "kind": kind, "netuid": str(netuid), "network": "local", "price": str(price)},
-        )
-        sync_subnet(row, snapshot=miners.snapshot())
-    forget_directory()
-    yield media_miners
-    forget_directory()
 
 
 @pytest.fixture
