@@ -66,6 +66,7 @@ class Prompt:
     respond_on_first_success: bool = True
     answers: int = 1  # with respond_on_first_success: good answers wanted, each from another miner
     extra: dict[str, Any] = field(default_factory=dict)  # forwarded to miners as is
+    subnet: Subnet | None = None  # a chat subnet other than the config's (named by /v1's model)
 
     def payload(self, **overrides: Any) -> bytes:
         return orjson.dumps({**self.extra, **overrides, "messages": self.messages})
@@ -265,19 +266,23 @@ class GatewayCall:
         self.log.messages = prompt.messages
         expect = AnswerFormat.from_request(prompt.extra.get("response_format"))
         config = await aruntime_config()
-        directory = await adirectory()
-        strategy = prompt.strategy or _key_strategy(key, config.default_strategy)
+        subnet = prompt.subnet
+        if subnet is None:
+            directory, path, price = await adirectory(), config.miner_path, config.cost_per_answer
+            strategy = prompt.strategy or _key_strategy(key, config.default_strategy)
+        else:
+            directory, path, price = await asubnet_directory(subnet), subnet.miner_path, subnet.price
+            strategy = prompt.strategy or _key_strategy_text(subnet.default_strategy)
         # The extra fields reach the miners too (tool descriptions, for one).
         moderated = [*prompt.messages, prompt.extra] if prompt.extra else prompt.messages
-        plan = await self._plan(config, directory, strategy, moderated, prompt.timeout, config.miner_path)
+        plan = await self._plan(config, directory, strategy, moderated, prompt.timeout, path)
         plan.options = replace(
             plan.options,
             in_parallel=prompt.in_parallel,
             respond_on_first_success=prompt.respond_on_first_success,
             answers=prompt.answers,
         )
-        plan.expect = expect
-        plan.price = config.cost_per_answer
+        plan.expect, plan.price = expect, price
         return plan
 
     async def plan_media(self, media: MediaPrompt) -> Plan:

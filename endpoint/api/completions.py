@@ -228,10 +228,11 @@ class ChatCompletionsView(AsyncAPIView):
         async with self.start_call(request, route="/v1/chat/completions") as call:
             key = await call.identify(request.headers.get("Authorization"))
             body = parse_body(ChatCompletionRequest, request)
+            prompt = body.prompt(await aserved_subnets() if "/" in body.model else None)
             if not body.stream:
-                outcome = await call.answer(key, body.prompt())
+                outcome = await call.answer(key, prompt)
                 return Response(completion_json(call, body.model, outcome, n=body.n))
-            stream = await call.open_stream(key, body.prompt())
+            stream = await call.open_stream(key, prompt)
             call.hand_off()
             events = sse_events(call, body.model, stream, include_usage=body.include_usage)
             response = StreamingHttpResponse(events, content_type="text/event-stream")

@@ -26,7 +26,9 @@ from pydantic import (
 
 from endpoint.core import errors
 from endpoint.core.jsonbody import loads_bounded
+from endpoint.core.models import Subnet
 from endpoint.core.strategies import Strategy, distinct_uids, parse_strategy
+from endpoint.core.subnets import ServedSubnets, resolve_model
 from endpoint.gateway import Prompt
 
 # Bounds on what a body may ask for, checked before any credit is held. The
@@ -266,10 +268,18 @@ class ChatCompletionRequest(BaseModel):
     def include_usage(self) -> bool:
         return bool(self.stream) and self.stream_options is not None and self.stream_options.include_usage is True
 
-    def prompt(self) -> Prompt:
+    def prompt(self, served: ServedSubnets | None = None) -> Prompt:
+        """The prompt; ``served`` (the subnets) resolves a model that names a
+        chat subnet (``<slug>/<strategy>``)."""
+        subnet, strategy = None, None
+        if served is not None and "/" in self.model:
+            subnet, strategy = resolve_model(served, self.model, Subnet.Kind.CHAT)
+        else:
+            strategy = strategy_for_model(self.model)
         return Prompt(
             messages=[m.model_dump(exclude_none=True) for m in self.messages],
-            strategy=strategy_for_model(self.model),
+            strategy=strategy,
+            subnet=None if subnet is None or subnet.is_chat_subnet else subnet,
             answers=self.n or 1,
             extra=self.forwarded(),
         )

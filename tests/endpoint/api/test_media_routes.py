@@ -16,6 +16,8 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
+from endpoint.core.subnets import do_add_subnet
+from endpoint.network.localnet import LocalSubnet
 from keys.models import ApiKey
 from keys.services import do_create_key
 from logs.models import MediaFile, MinerResponse, Request
@@ -251,3 +253,42 @@ def test_the_console_shows_kept_media_only_when_the_operator_keeps_it(live_serve
     clerk = User.objects.create_user("clerk", password="x", is_staff=True)  # staff, but may not read logs
     console.force_login(clerk)
     assert console.get(f"/admin/logs/request/media/{row.pk}/").status_code == 403
+
+
+# --- more than one chat subnet; moderation ---------------------------------------------
+
+
+def test_a_second_chat_subnet_answers_when_the_model_names_it(live_server_url, buyer):
+    from endpoint.network.metagraph import sync_subnet
+
+    with LocalSubnet(2, netuid=30) as other:
+        row = do_add_subnet(
+            "chat-b", {"name": "Chat B", "kind": "chat", "netuid": "30", "network": "local", "price": "4"}
+        )
+        sync_subnet(row, snapshot=other.snapshot())
+        api = sdk(live_server_url, buyer.raw)
+        answer = api.chat.completions.create(model="chat-b/uid:1", messages=[{"role": "user", "content": "hi"}])
+        assert answer.to_dict()["bittensor"]["hotkey"] == other.miners[1].hotkey
+        assert len(other.miners[1].seen) == 1
+        streamed = api.chat.completions.create(
+            model="sn30/auto", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices).startswith("Miner 0")
+    assert credits(buyer) == 100 - 2 * 4
+    with pytest.raises(openai.NotFoundError):
+        api.chat.completions.create(model="images/auto", messages=[{"role": "user", "content": "hi"}])
+
+
+async def test_moderation_reads_the_text_of_media_calls(api, buyer, fake_openai):
+    auth = {"Authorization": f"Bearer {buyer.raw}"}
+    refused = await api.post(
+        "/v1/images/generations", json={"model": "images/auto", "prompt": f"a {fake_openai.flag_word}"}, headers=auth
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "FlaggedByOpenAIModerationFilter"
+    spoken = await api.post(
+        "/v1/audio/speech",
+        json={"model": "speech/auto", "voice": "a", "input": f"{fake_openai.flag_word} words"},
+        headers=auth,
+    )
+    assert spoken.status_code == 400
+    assert await ApiKey.objects.filter(pk=buyer.key.pk, credits=100).aexists()
