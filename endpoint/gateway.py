@@ -405,27 +405,21 @@ class GatewayCall:
     async def open_stream(self, key: ApiKey, prompt: Prompt) -> ChatStream:
         """Race the miners to a first content chunk; 502 if none gets there."""
         plan = await self.plan(key, prompt)
-        cost = plan.price
-        reservation = await self.hold(key, cost, plan)
-        race = StreamRace()
-        try:
-            race = await race_streams(plan.neurons, prompt.payload(stream=True), plan.options, **plan.miner_kwargs)
-        finally:
-            if race.winner is None:
-                self.settle(reservation, 0, len(race.failures) + len(race.cancelled))
-                self.log.miners = _miner_logs(race.failures, race.cancelled)
-        if race.winner is None:
-            failed = [r.seed_failure(i) for i, r in enumerate(race.failures)]
-            raise errors.AllMinersFailed(failed_responses=failed)
-        return ChatStream(self, race, reservation, cost)
+        race, reservation = await self.race(key, plan, prompt.payload(stream=True))
+        return ChatStream(self, race, reservation, plan.price)
 
     async def open_media_stream(self, key: ApiKey, media: MediaPrompt) -> ByteStream:
         """Race the miners of a streamed kind (speech) to their first bytes; 502 if none gets there."""
         plan = await self.plan_media(media)
+        race, reservation = await self.race(key, plan, media.payload)
+        return ByteStream(self, race, reservation, plan.price)
+
+    async def race(self, key: ApiKey, plan: Plan, payload: bytes) -> tuple[StreamRace, Reservation]:
+        """Hold one answer's price and race the miners to a first content; 502 if none gets there."""
         reservation = await self.hold(key, plan.price, plan)
         race = StreamRace()
         try:
-            race = await race_streams(plan.neurons, media.payload, plan.options, **plan.miner_kwargs)
+            race = await race_streams(plan.neurons, payload, plan.options, **plan.miner_kwargs)
         finally:
             if race.winner is None:
                 self.settle(reservation, 0, len(race.failures) + len(race.cancelled))
@@ -433,7 +427,7 @@ class GatewayCall:
         if race.winner is None:
             failed = [r.seed_failure(i) for i, r in enumerate(race.failures)]
             raise errors.AllMinersFailed(failed_responses=failed)
-        return ByteStream(self, race, reservation, plan.price)
+        return race, reservation
 
     def undo_charge(self) -> None:
         """The answer could not be delivered after all (its media could not be

@@ -10,6 +10,7 @@ cost more CPU than the rest of the gateway together (measured with py-spy).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -304,6 +305,25 @@ async def query_miner(
 # --- streaming ------------------------------------------------------------------
 
 
+class _Opened:
+    resp: aiohttp.ClientResponse | None = None
+
+
+@contextlib.contextmanager
+def _opening(timeout: float):
+    """While an answer is being opened: on any failure the response opened so
+    far is closed, and a broken or slow connection becomes a MinerFailure."""
+    opened = _Opened()
+    try:
+        yield opened
+    except BaseException as exc:
+        if opened.resp is not None:
+            opened.resp.close()
+        if isinstance(exc, (TimeoutError, *BROKEN)):
+            raise MinerFailure(_describe(exc, timeout)) from None
+        raise
+
+
 @dataclass
 class MinerStream:
     """A miner's answer arriving as chat.completion.chunk dicts.
@@ -476,12 +496,11 @@ async def open_miner_stream(
     url = check_axon(neuron.axon, allow_private=allow_private) if neuron.active else None
     if url is None:
         raise MinerFailure("miner is not active on the subnet")
-    resp: aiohttp.ClientResponse | None = None
     deadline = asyncio.get_running_loop().time() + timeout  # for the whole answer, not each line
-    try:
+    with _opening(timeout) as opened:
         async with asyncio.timeout(timeout):
             # No total timeout on the connection: the chunks enforce ``deadline``.
-            resp = await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, total=None)
+            resp = opened.resp = await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, total=None)
             chunks = _sse_chunks(resp, settings.MAX_MINER_RESPONSE_BYTES, idle_timeout=timeout, deadline=deadline)
             opening: list[dict[str, Any]] = []
             async for chunk in chunks:
@@ -492,18 +511,6 @@ async def open_miner_stream(
                 _check_format(expect, StreamedAnswer.of(opening).message, resp.status)
             elif not opening or not _says_something(_delta_of(opening[-1])):
                 raise MinerFailure("miner answered with empty content", resp.status)
-    except MinerFailure:
-        if resp is not None:
-            resp.close()
-        raise
-    except (TimeoutError, *BROKEN) as exc:
-        if resp is not None:
-            resp.close()
-        raise MinerFailure(_describe(exc, timeout)) from None
-    except BaseException:
-        if resp is not None:
-            resp.close()
-        raise
 
     async def close() -> None:
         await chunks.aclose()
@@ -582,11 +589,12 @@ async def open_miner_bytes(
     url = check_axon(neuron.axon, allow_private=allow_private) if neuron.active else None
     if url is None:
         raise MinerFailure("miner is not active on the subnet")
-    resp: aiohttp.ClientResponse | None = None
     deadline = asyncio.get_running_loop().time() + timeout
-    try:
+    with _opening(timeout) as opened:
         async with asyncio.timeout(timeout):
-            resp = await _signed_post(url, path, payload, keypair, neuron.hotkey, timeout, None, wire.content_type)
+            resp = opened.resp = await _signed_post(
+                url, path, payload, keypair, neuron.hotkey, timeout, None, wire.content_type
+            )
             if resp.content_length is not None and resp.content_length > wire.cap:
                 raise MinerFailure(f"miner answer is larger than {wire.cap // 1024} KiB", resp.status)
             chunks = _byte_chunks(resp, wire.cap, timeout, deadline)
@@ -595,18 +603,6 @@ async def open_miner_bytes(
                 first = chunk
                 break
             content, _ = wire.read(first, resp.content_type, resp.status)
-    except MinerFailure:
-        if resp is not None:
-            resp.close()
-        raise
-    except (TimeoutError, *BROKEN) as exc:
-        if resp is not None:
-            resp.close()
-        raise MinerFailure(_describe(exc, timeout)) from None
-    except BaseException:
-        if resp is not None:
-            resp.close()
-        raise
 
     async def close() -> None:
         await chunks.aclose()
