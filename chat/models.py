@@ -56,6 +56,8 @@ class Message(models.Model):
     error = models.TextField(blank=True)  # why no answer came, or why it was cut short
     stopped = models.BooleanField(default=False)  # the reader stopped it before its end
     request_id = models.UUIDField(null=True, blank=True)  # the request log row
+    # An answer of images or speech (its ChatMedia), else "": the page shows the media, not the text.
+    media_kind = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -63,3 +65,26 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
+
+
+class ChatMedia(models.Model):
+    """An image or a clip of speech a miner answered in a conversation. Kept
+    here (not beside the request logs) because it belongs to the
+    conversation: served only to its owner, gone with its message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="media")
+    content_type = models.CharField(max_length=100)
+    data = models.BinaryField()
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.content_type}, {self.size} bytes"
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")

@@ -1,4 +1,5 @@
-"""The chat page's settings panel: which miners answer, and how they are asked."""
+"""The chat page's settings panel: which subnet answers (chat, or one of
+images or speech), which of its miners, and how they are asked."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from endpoint.core import errors
+from endpoint.core.models import CHAT_SUBNET, Subnet
 from endpoint.core.strategies import Strategy
+from endpoint.core.subnets import SLUG_MAX_LENGTH, ServedSubnets, aserved_subnets
 
 MAX_MINERS = 1024  # more than any subnet has: Top N, Best N, In parallel and the UIDs listed
 MAX_UID = 65_535  # uids are 16-bit on chain
 UIDS_USAGE = "UIDs must be whole numbers, e.g. 1, 4, 7."
 STRATEGIES = ("auto", "top_n", "best", "uids")
+MAX_IMAGES = 4  # images one answer may ask for
+MEDIA_KINDS = (Subnet.Kind.IMAGE, Subnet.Kind.SPEECH)
+NO_SUCH_SUBNET = "That subnet is not one the chat can use. Pick another in the settings."
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,8 @@ class ChatOptions:
     strategy: Strategy | None = None  # None: auto (the key's default, else the config's)
     respond_on_first_success: bool = True
     in_parallel: int | None = None
+    subnet: str = CHAT_SUBNET  # the slug of the subnet picked (see offered_subnets)
+    images: int = 1  # images per answer, on an image subnet
 
     @classmethod
     def parse(cls, data: Any) -> ChatOptions:
@@ -38,6 +46,14 @@ class ChatOptions:
         first_success = data.get("respond_on_first_success", True)
         if not isinstance(first_success, bool):
             raise errors.ChatInputError("Respond on first success must be true or false.")
+        subnet = data.get("subnet")
+        if _blank(subnet):
+            subnet = CHAT_SUBNET
+        elif not isinstance(subnet, str) or len(subnet) > SLUG_MAX_LENGTH:
+            raise errors.ChatInputError(NO_SUCH_SUBNET)
+        images = 1 if _blank(data.get("images")) else _whole(data.get("images"), MAX_IMAGES)
+        if not images:
+            raise errors.ChatInputError(f"Images per answer must be a whole number from 1 to {MAX_IMAGES}.")
         strategy: Strategy | None = None
         if kind == "top_n":
             if top_n is None:
@@ -49,7 +65,31 @@ class ChatOptions:
             if not uids:
                 raise errors.ChatInputError("Pick at least one UID (0 or more).")
             strategy = Strategy(uids=uids)
-        return cls(strategy=strategy, respond_on_first_success=first_success, in_parallel=in_parallel)
+        return cls(
+            strategy=strategy,
+            respond_on_first_success=first_success,
+            in_parallel=in_parallel,
+            subnet=subnet.strip().lower(),
+            images=images,
+        )
+
+    async def media_subnet(self) -> Subnet | None:
+        """The image or speech subnet picked (None: the chat subnet), if the
+        chat may use it now: enabled, and of a kind it offers."""
+        if self.subnet == CHAT_SUBNET:
+            return None
+        for row in offered_subnets(await aserved_subnets()):
+            if row.slug == self.subnet:
+                return row
+        raise errors.ChatInputError(NO_SUCH_SUBNET)
+
+
+def offered_subnets(served: ServedSubnets) -> list[Subnet]:
+    """What the panel offers: the chat subnet first, then the enabled image
+    and speech subnets. Other subnets of kind chat are left out: the chat
+    page talks to the chat subnet's miners only (the config's, as /chat does)."""
+    chat = [row for row in served.rows if row.is_chat_subnet]
+    return chat + [row for row in served.rows if row.kind in MEDIA_KINDS]
 
 
 def _blank(value: Any) -> bool:

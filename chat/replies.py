@@ -11,6 +11,11 @@ the request log. The page reads the answer as newline-delimited JSON events:
     {"event": "delta", "text"}                                (as it arrives)
     {"event": "done", "html", "balance"}                      (the stored answer, rendered)
 
+An image or speech subnet picked in the settings answers the user's message
+with media instead: asked whole (not streamed), stored with the message
+(``ChatMedia``) before the call ends, so an answer that could not be kept
+is not charged; the events are the same without "start" and "delta".
+
 Errors before any answer (429, 402, 502, 503…) are a JSON body with the
 status instead: {"error", "code", "retry_after"?, "conversation", "prompt_html",
 "html"}, the answer that never came kept with its error in the conversation.
@@ -36,8 +41,10 @@ from django.urls import reverse
 
 from endpoint.core import errors
 from endpoint.core.db import run_db
-from endpoint.gateway import ChatStream, GatewayCall, Prompt
+from endpoint.core.models import Subnet
+from endpoint.gateway import ChatStream, GatewayCall, MediaPrompt, Prompt
 from endpoint.network.dispatch import Dispatch
+from endpoint.network.media import image_wire, whole_speech_wire
 from endpoint.network.protocol import delta_text
 from keys.models import ApiKey
 
@@ -49,6 +56,10 @@ log = logging.getLogger(__name__)
 
 ROUTE = "chat-ui"
 CUT_SHORT = "The miner stopped before the end of its answer."
+MAX_SPEECH_CHARS = 4096  # OpenAI's bound on the text of one clip, which speech miners follow
+VOICE = "alloy"  # OpenAI's first voice: every speech miner knows its name
+# mp3: what OpenAI answers by default, a tenth of WAV's size in the database, and every browser plays it.
+SPEECH_FORMAT = "mp3"
 
 
 @dataclass
@@ -101,9 +112,32 @@ def _opening(turn: services.Turn) -> list[bytes]:
     ]
 
 
-async def ask(request, user, record: Callable[[], services.Turn], options: ChatOptions) -> Reply:
+def check_media_text(subnet: Subnet | None, text: object) -> None:
+    """A message the picked subnet can't take, refused before it is kept."""
+    if subnet is not None and subnet.kind == Subnet.Kind.SPEECH and isinstance(text, str):
+        if len(text.strip()) > MAX_SPEECH_CHARS:
+            raise errors.ChatInputError(f"Speech takes at most {MAX_SPEECH_CHARS} characters at a time.")
+
+
+def media_prompt(subnet: Subnet, text: str, options: ChatOptions) -> MediaPrompt:
+    """The user's message as an image subnet's prompt, or as the text a speech subnet speaks."""
+    check_media_text(subnet, text)
+    logged = [{"role": "user", "content": text}]
+    if subnet.kind == Subnet.Kind.IMAGE:
+        payload = orjson.dumps({"prompt": text, "n": options.images, "response_format": "b64_json"})
+        media = MediaPrompt(subnet, payload, image_wire(options.images), [text], logged, options.strategy)
+        media.units = options.images  # priced per image, as /v1/images/generations is
+        return media
+    payload = orjson.dumps({"input": text, "voice": VOICE, "response_format": SPEECH_FORMAT})
+    return MediaPrompt(subnet, payload, whole_speech_wire(), [text], logged, options.strategy)
+
+
+async def ask(
+    request, user, record: Callable[[], services.Turn], options: ChatOptions, subnet: Subnet | None = None
+) -> Reply:
     """Record what the page asks (``record``: a new message, an edited one, or
-    one to answer again) and send the conversation to the miners the options name."""
+    one to answer again) and send the conversation to the miners the options
+    name: the chat subnet's, or those of the image or speech ``subnet``."""
     turn = await run_db(record)
     key = (await run_db(services.chat_account, user)).key
     call: GatewayCall | None = None
@@ -111,6 +145,10 @@ async def ask(request, user, record: Callable[[], services.Turn], options: ChatO
         async with GatewayCall(request, route=ROUTE) as call:
             # The chat key is the user's own, so this counts on the user's counter (see admit).
             await call.admit(key)
+            if subnet is not None:
+                message = await _media_answer(call, key, subnet, turn, options)
+                html = await run_db(render_message, message)  # its media are read from the database
+                return Reply(events=_media_answered(html, turn, key.pk), headers=call.response_headers())
             prompt = Prompt(
                 messages=turn.history,
                 strategy=options.strategy,
@@ -179,6 +217,39 @@ async def _answered(call: GatewayCall, outcome: Dispatch, turn: services.Turn, k
     for event in _opening(turn):
         yield event
     yield _event(event="done", html=render_message(message), balance=await run_db(_balance, key_id))
+
+
+async def _media_answer(
+    call: GatewayCall, key: ApiKey, subnet: Subnet, turn: services.Turn, options: ChatOptions
+) -> Message:
+    """Ask the subnet and keep what it answered, within the call: media that
+    could not be stored is not charged (the hold is given back with the log)."""
+    outcome = await call.answer_media(key, media_prompt(subnet, turn.prompt.content, options))
+    first = outcome.successes[0]
+    answered = first.answer if subnet.kind == Subnet.Kind.IMAGE else [first.answer]
+    items = [(piece.data, piece.content_type) for piece in answered]
+    try:
+        return await run_db(
+            services.add_media_answer,
+            turn.conversation,
+            subnet.kind,
+            items,
+            uid=first.uid,
+            hotkey=first.hotkey,
+            response_ms=first.response_ms,
+            failed=_failed(outcome.failures),
+            request_id=call.log.id,
+        )
+    except Exception as failure:
+        log.exception("could not keep the media answered in conversation %s", turn.conversation.pk)
+        call.undo_charge()
+        raise errors.DatabaseUnavailable() from failure
+
+
+async def _media_answered(html: str, turn: services.Turn, key_id: int) -> AsyncIterator[bytes]:
+    for event in _opening(turn):
+        yield event
+    yield _event(event="done", html=html, balance=await run_db(_balance, key_id))
 
 
 async def _streamed(call: GatewayCall, stream: ChatStream, turn: services.Turn, key_id: int) -> AsyncIterator[bytes]:

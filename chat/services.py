@@ -7,6 +7,7 @@ field (``endpoint.core.typed_text``)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from endpoint.core.errors import ApiError, ChatInputError
 from keys.services import do_create_key
 
 from .markdown import plain_text
-from .models import ChatAccount, Conversation, Message
+from .models import ChatAccount, ChatMedia, Conversation, Message
 
 CHAT_KEY_NAME = "Chat balance"
 DEFAULT_TITLE = "New chat"
@@ -107,6 +108,46 @@ def add_user_message(conversation: Conversation, text: str) -> Message:
 
 def add_answer(conversation: Conversation, **fields) -> Message:
     return Message.objects.create(conversation=conversation, role=Message.ASSISTANT, **fields)
+
+
+def media_text(items: list[tuple[bytes, str]]) -> str:
+    """What a media answer says as text (in the conversation, the log, the
+    history the chat miners get): each piece's type and size, never its bytes."""
+    return " ".join(f"[{content_type}, {_size(len(data))}]" for data, content_type in items)
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{round(count / 1024)} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"
+
+
+def add_media_answer(conversation: Conversation, kind: str, items: list[tuple[bytes, str]], **fields) -> Message:
+    """An answer of images or speech: the message, and its media (bytes, content type) beside it."""
+    with transaction.atomic():
+        message = add_answer(conversation, content=media_text(items), media_kind=kind, **fields)
+        ChatMedia.objects.bulk_create(
+            ChatMedia(
+                message=message,
+                content_type=content_type,
+                data=data,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+            for data, content_type in items
+        )
+    return message
+
+
+def owned_media(user, media_id: int) -> tuple[str, bytes] | None:
+    """A piece of media of one of ``user``'s conversations: its type and bytes (None for anyone else's)."""
+    return (
+        ChatMedia.objects.filter(pk=media_id, message__conversation__user=user)
+        .values_list("content_type", "data")
+        .first()
+    )
 
 
 def finish_answer(message: Message, **fields) -> Message:

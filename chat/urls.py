@@ -5,6 +5,7 @@ from . import views
 urlpatterns = [
     path("", views.home, name="chat-home"),
     path("send/", views.send, name="chat-send"),
+    path("media/<int:pk>/", views.media, name="chat-media"),
     path("neurons/", views.neurons, name="chat-neurons"),
     path("c/new/", views.new_conversation, name="chat-new"),
     path("c/<int:pk>/", views.conversation_page, name="chat-conversation"),

@@ -9,23 +9,25 @@ from functools import partial
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from endpoint.core import errors
 from endpoint.core.jsonbody import NOT_JSON, loads_bounded
+from endpoint.core.subnets import served_subnets
 from keys.models import ApiKey
 from keys.services import NewKey
 from keys.shown_once import keep_to_show_once, take_to_show
 from keys.user_keys import CREDITS_RANGE, do_create_user_key, do_revoke_user_key, user_keys
 
 from . import limits, services
-from .models import Conversation
+from .models import ChatMedia, Conversation
 from .neurons import search_neurons
-from .options import ChatOptions
-from .replies import Reply, ask
+from .options import ChatOptions, offered_subnets
+from .replies import Reply, ask, check_media_text
 
 MALFORMED = "The page sent a malformed message."
 
@@ -35,10 +37,17 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None, status: 
     context = {
         "conversation": conversation,
         "conversations": Conversation.objects.of(request.user),
-        "chat_messages": conversation.messages.all() if conversation else [],
+        "chat_messages": _with_media(conversation) if conversation else [],
         "balance": account.key.credits,
+        "subnets": offered_subnets(served_subnets()),
     }
     return render(request, "chat/chat.html", context, status=status)
+
+
+def _with_media(conversation: Conversation):
+    """The conversation's messages, each with its media's ids and types (not their bytes)."""
+    media = ChatMedia.objects.defer("data")
+    return conversation.messages.prefetch_related(Prefetch("media", queryset=media))
 
 
 @login_required
@@ -96,8 +105,10 @@ async def send(request: HttpRequest) -> HttpResponse:
     data = _send_body(request.body)
     conversation_id = _conversation_id(data.get("conversation"))
     options = ChatOptions.parse(data.get("settings"))
+    subnet = await options.media_subnet()
+    check_media_text(subnet, data.get("content"))
     record = partial(services.record_prompt, user, conversation_id, data.get("content"))
-    return _answer(await ask(request, user, record, options))
+    return _answer(await ask(request, user, record, options, subnet))
 
 
 @login_required
@@ -110,8 +121,10 @@ async def edit_message(request: HttpRequest, pk: int, message: int) -> HttpRespo
     await sync_to_async(limits.count_page_use, thread_sensitive=False)(request, limits.SEND, user)
     data = _send_body(request.body)
     options = ChatOptions.parse(data.get("settings"))
+    subnet = await options.media_subnet()
+    check_media_text(subnet, data.get("content"))
     record = partial(services.record_edit, user, pk, message, data.get("content"))
-    return _answer(await ask(request, user, record, options))
+    return _answer(await ask(request, user, record, options, subnet))
 
 
 @login_required
@@ -122,7 +135,8 @@ async def regenerate(request: HttpRequest, pk: int, message: int) -> HttpRespons
     user = await request.auser()
     await sync_to_async(limits.count_page_use, thread_sensitive=False)(request, limits.SEND, user)
     options = ChatOptions.parse(_send_body(request.body or b"{}").get("settings"))
-    return _answer(await ask(request, user, partial(services.record_retry, user, pk, message), options))
+    subnet = await options.media_subnet()  # the panel's pick now, as for a new message
+    return _answer(await ask(request, user, partial(services.record_retry, user, pk, message), options, subnet))
 
 
 def _answer(reply: Reply) -> HttpResponse:
@@ -156,6 +170,24 @@ def _conversation_id(value: object) -> int | None:
     if not re.fullmatch(r"[0-9]{1,18}", text):
         raise errors.ApiError(MALFORMED)
     return int(text)
+
+
+@login_required
+@require_GET
+def media(request: HttpRequest, pk: int) -> HttpResponse:
+    """An image or clip answered in one of the user's conversations: to its
+    owner only (anyone else, staff included, gets the same 404 as for no
+    such media), never run as a page of ours, kept in no shared cache."""
+    found = services.owned_media(request.user, pk)
+    if found is None:
+        raise Http404("No such media.")
+    content_type, data = found
+    response = HttpResponse(bytes(data), content_type=content_type)
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=86400"  # a piece never changes; it only goes
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = "inline"
+    return response
 
 
 @login_required

@@ -1,4 +1,5 @@
-// The chat page's panels: the settings (kept in localStorage), the UID picker
+// The chat page's panels: the settings (kept in localStorage, the subnet
+// picked among them), the UID picker
 // and the sidebar. The conversation itself is conversation.js, which reads
 // the settings through root.chatSettings().
 (function () {
@@ -18,7 +19,28 @@
     uids: document.getElementById("uids"),
     firstSuccess: document.getElementById("first-success"),
     inParallel: document.getElementById("in-parallel"),
+    subnet: document.getElementById("subnet"),
+    images: document.getElementById("images"),
   };
+  const imagesRow = document.getElementById("images-row");
+  const promptField = document.getElementById("prompt");
+  const PLACEHOLDERS = {
+    chat: "Message the subnet…",
+    image: "Describe the image to draw…",
+    speech: "Text to speak…",
+  };
+
+  // The picked subnet's kind: chat, image or speech (the chat subnet when none is listed).
+  function subnetKind() {
+    const option = fields.subnet.selectedOptions[0];
+    return option ? option.dataset.kind : "chat";
+  }
+
+  function showSubnetKind() {
+    const kind = subnetKind();
+    imagesRow.hidden = kind !== "image";
+    promptField.placeholder = PLACEHOLDERS[kind] || PLACEHOLDERS.chat;
+  }
 
   function strategy() {
     const checked = document.querySelector('input[name="strategy"]:checked');
@@ -33,6 +55,8 @@
       uids: fields.uids.value,
       respond_on_first_success: fields.firstSuccess.checked,
       in_parallel: fields.inParallel.value || null,
+      subnet: fields.subnet.value || "",
+      images: fields.images.value,
     };
   }
 
@@ -59,9 +83,17 @@
     if (typeof saved.uids === "string") fields.uids.value = saved.uids;
     fields.firstSuccess.checked = saved.respond_on_first_success !== false;
     fields.inParallel.value = saved.in_parallel || "";
+    // A subnet no longer offered (disabled, removed) falls back to the first: chat.
+    const offered = Array.prototype.some.call(fields.subnet.options, function (o) {
+      return o.value === saved.subnet;
+    });
+    if (offered) fields.subnet.value = saved.subnet;
+    if (saved.images) fields.images.value = saved.images;
   }
 
   loadSettings();
+  showSubnetKind();
+  fields.subnet.addEventListener("change", showSubnetKind);
   root.chatSettings = currentSettings;
   settingsPanel.addEventListener("change", saveSettings);
   settingsPanel.addEventListener("input", function (event) {

@@ -94,3 +94,16 @@ def test_an_edit_stopped_before_any_answer_stands_with_a_stopped_answer(signed_i
     wait_for(Message.objects.filter(role="assistant", stopped=True))
     kept = Message.objects.filter(conversation_id=prompt.conversation_id)
     assert [(m.role, m.content, m.stopped) for m in kept] == [("user", "changed", False), ("assistant", "", True)]
+
+
+def test_stopping_an_image_before_it_is_drawn_takes_the_message_back_uncharged(signed_in, alice, media_subnets):
+    media_subnets["images"].set_behaviour([0, 1], latency=3)
+    page, headers = signed_in
+    body = {"content": "a red fox", "settings": {"subnet": "images"}}
+    with pytest.raises(httpx.ReadTimeout):  # Stop, while the image miners draw
+        page.post("/app/send/", json=body, headers=headers, timeout=httpx.Timeout(10, read=0.5))
+
+    log = wait_for(Request.objects.filter(route="chat-ui").exclude(api_error=""))
+    assert (log.status, log.api_error, log.credits_charged) == (499, "ClientClosedRequest", 0)
+    assert chat_account(alice).key.credits == settings.CHAT_SIGNUP_CREDITS
+    assert not Conversation.objects.exists() and not Message.objects.exists()
