@@ -119,3 +119,18 @@ def media(network, media_miners):
     forget_directory()
     yield media_miners
     forget_directory()
+
+
+@pytest.fixture
+def fake_openai(settings):
+    """A moderation endpoint on loopback, turned on in the config; flags its ``flag_word``."""
+    from endpoint.core.config import do_set_config
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI().start()
+    settings.MODERATION_TIMEOUT_SECONDS = 0.5
+    do_set_config("openai_base_url", fake.base_url)
+    do_set_config("openai_api_key", "sk-test-moderation")
+    do_set_config("moderation_enabled", "true")
+    yield fake
+    fake.stop()

@@ -17,8 +17,6 @@ from django.test import Client
 from endpoint.core.db import run_db
 from tests.factories import UserFactory
 
-from .media_subnets import media_miners, media_subnets  # noqa: F401 - fixtures of the media tests
-
 PASSWORD = "correct horse battery staple"
 
 

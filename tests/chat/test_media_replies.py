@@ -34,7 +34,7 @@ def _media_urls(html: str) -> list[str]:
     return [url for url, _ in MEDIA_URL.findall(html)]
 
 
-async def test_an_image_answer_is_kept_and_shown_to_its_owner_only(browser_for, alice, bob, media_subnets, settings):
+async def test_an_image_answer_is_kept_and_shown_to_its_owner_only(browser_for, alice, bob, media, settings):
     me = await browser_for(alice)
     got = events(await me.send("a red fox", subnet="images", strategy="uids", uids="1"))
     html = final_html(got)
@@ -70,16 +70,16 @@ async def test_an_image_answer_is_kept_and_shown_to_its_owner_only(browser_for, 
     assert url in page.text and "[image/png" in page.text  # a reload shows the image again
 
 
-async def test_several_images_are_charged_per_image(browser_for, alice, media_subnets, settings):
+async def test_several_images_are_charged_per_image(browser_for, alice, media, settings):
     me = await browser_for(alice)
     html = final_html(events(await me.send("two cats", subnet="images", images="2")))
     assert len(_media_urls(html)) == 2
     assert await run_db(_credits, alice) == settings.CHAT_SIGNUP_CREDITS - 2 * 5
 
 
-async def test_a_speech_answer_is_a_wav_the_page_plays(browser_for, alice, media_subnets, settings):
+async def test_a_speech_answer_is_a_wav_the_page_plays(browser_for, alice, media, settings):
     me = await browser_for(alice)
-    html = final_html(events(await me.send("the quick brown fox", subnet="voice")))
+    html = final_html(events(await me.send("the quick brown fox", subnet="speech")))
     assert "<audio controls" in html
     (url,) = _media_urls(html)
     clip = await me.client.get(url)
@@ -91,13 +91,11 @@ async def test_a_speech_answer_is_a_wav_the_page_plays(browser_for, alice, media
     answer = await run_db(Message.objects.get, role=Message.ASSISTANT)
     assert answer.content.startswith("[audio/wav, ") and answer.media_kind == "speech"
     assert await run_db(_credits, alice) == settings.CHAT_SIGNUP_CREDITS - 3
-    sent = media_subnets["voice"].miner(answer.uid).seen[-1].body
+    sent = media["speech"].miner(answer.uid).seen[-1].body
     assert sent["input"] == "the quick brown fox" and sent["voice"]
 
 
-async def test_a_subnet_not_offered_is_a_400_that_keeps_and_charges_nothing(
-    browser_for, alice, media_subnets, settings
-):
+async def test_a_subnet_not_offered_is_a_400_that_keeps_and_charges_nothing(browser_for, alice, media, settings):
     me = await browser_for(alice)
     for subnet in ("nowhere", "x" * 80, 19, ["images"]):
         refused = await me.send("a red fox", subnet=subnet)
@@ -111,10 +109,10 @@ async def test_a_subnet_not_offered_is_a_400_that_keeps_and_charges_nothing(
     assert await run_db(_credits, alice) == settings.CHAT_SIGNUP_CREDITS
 
 
-async def test_the_panel_lists_the_chat_subnet_first_then_images_and_speech(browser_for, alice, media_subnets):
+async def test_the_panel_lists_the_chat_subnet_first_then_images_and_speech(browser_for, alice, media):
     page = (await (await browser_for(alice)).page("/app/")).text
     slugs = re.findall(r'<option value="([^"]+)" data-kind="([^"]+)"', page)
-    assert slugs == [("chat", "chat"), ("images", "image"), ("voice", "speech")]
+    assert slugs == [("chat", "chat"), ("images", "image"), ("speech", "speech")]
 
 
 async def test_only_chat_hides_the_subnet_choice(browser_for, alice, network):
@@ -122,10 +120,8 @@ async def test_only_chat_hides_the_subnet_choice(browser_for, alice, network):
     assert '<div class="row subnet-pick" hidden>' in page
 
 
-async def test_every_miner_failing_keeps_the_error_charges_nothing_and_retry_works(
-    browser_for, alice, media_subnets, settings
-):
-    media_subnets["images"].set_behaviour([0, 1], mode="error")
+async def test_every_miner_failing_keeps_the_error_charges_nothing_and_retry_works(browser_for, alice, media, settings):
+    media["images"].set_behaviour([0, 1], mode="error")
     me = await browser_for(alice)
     failed = await me.send("a red fox", subnet="images")
     assert failed.status_code == 502
@@ -134,7 +130,7 @@ async def test_every_miner_failing_keeps_the_error_charges_nothing_and_retry_wor
     assert await run_db(_credits, alice) == settings.CHAT_SIGNUP_CREDITS
     assert not await ChatMedia.objects.aexists()
 
-    media_subnets["images"].reset()
+    media["images"].reset()
     prompt = await run_db(Message.objects.get, role=Message.USER)
     retried = await me.post_json(
         f"/app/c/{prompt.conversation_id}/m/{prompt.pk}/regenerate/", {"settings": {"subnet": "images"}}
@@ -147,7 +143,7 @@ async def test_every_miner_failing_keeps_the_error_charges_nothing_and_retry_wor
     assert await run_db(_credits, alice) == settings.CHAT_SIGNUP_CREDITS - 5
 
 
-async def test_out_of_credits_and_an_unsynced_subnet_are_errors_in_the_conversation(browser_for, alice, media_subnets):
+async def test_out_of_credits_and_an_unsynced_subnet_are_errors_in_the_conversation(browser_for, alice, media):
     me = await browser_for(alice)
     await ApiKey.objects.filter(pk=(await run_db(chat_account, alice)).key_id).aupdate(credits=4)
     poor = await me.send("a red fox", subnet="images")
@@ -162,38 +158,22 @@ async def test_out_of_credits_and_an_unsynced_subnet_are_errors_in_the_conversat
     assert not await ChatMedia.objects.aexists()
 
 
-@pytest.fixture
-def fake_openai(settings):
-    from endpoint.core.config import do_set_config
-    from tests.fake_openai import FakeOpenAI
-
-    fake = FakeOpenAI().start()
-    settings.MODERATION_TIMEOUT_SECONDS = 0.5
-    do_set_config("openai_base_url", fake.base_url)
-    do_set_config("openai_api_key", "sk-test-moderation")
-    do_set_config("moderation_enabled", "true")
-    yield fake
-    fake.stop()
-
-
-async def test_a_flagged_prompt_is_refused_before_any_miner_draws(
-    browser_for, alice, media_subnets, fake_openai, settings
-):
+async def test_a_flagged_prompt_is_refused_before_any_miner_draws(browser_for, alice, media, fake_openai, settings):
     me = await browser_for(alice)
     refused = await me.send("draw FLAGME", subnet="images")
     assert refused.status_code == 400 and "answer-error" in refused.json()["html"]
-    assert not any(m.seen for m in media_subnets["images"].miners)
+    assert not any(m.seen for m in media["images"].miners)
     assert await run_db(_credits, alice) == settings.CHAT_SIGNUP_CREDITS
 
 
-async def test_speech_of_too_long_a_text_is_refused_before_it_is_kept(browser_for, alice, media_subnets):
+async def test_speech_of_too_long_a_text_is_refused_before_it_is_kept(browser_for, alice, media):
     me = await browser_for(alice)
-    refused = await me.send("word " * 1000, subnet="voice")
+    refused = await me.send("word " * 1000, subnet="speech")
     assert refused.status_code == 400 and "4096" in refused.json()["error"]
     assert not await Conversation.objects.aexists()
 
 
-async def test_deleting_the_conversation_deletes_its_media(browser_for, alice, media_subnets):
+async def test_deleting_the_conversation_deletes_its_media(browser_for, alice, media):
     me = await browser_for(alice)
     got = events(await me.send("a red fox", subnet="images"))
     conversation = next(e for e in got if e["event"] == "conversation")
@@ -205,7 +185,7 @@ async def test_deleting_the_conversation_deletes_its_media(browser_for, alice, m
     assert (await me.client.get(url)).status_code == 404
 
 
-async def test_chat_answers_after_media_still_stream(browser_for, alice, media_subnets, network):
+async def test_chat_answers_after_media_still_stream(browser_for, alice, media, network):
     me = await browser_for(alice)
     got = events(await me.send("a red fox", subnet="images"))
     conversation_id = next(e for e in got if e["event"] == "conversation")["id"]

@@ -96,8 +96,8 @@ def test_an_edit_stopped_before_any_answer_stands_with_a_stopped_answer(signed_i
     assert [(m.role, m.content, m.stopped) for m in kept] == [("user", "changed", False), ("assistant", "", True)]
 
 
-def test_stopping_an_image_before_it_is_drawn_takes_the_message_back_uncharged(signed_in, alice, media_subnets):
-    media_subnets["images"].set_behaviour([0, 1], latency=3)
+def test_stopping_an_image_before_it_is_drawn_takes_the_message_back_uncharged(signed_in, alice, media):
+    media["images"].set_behaviour([0, 1], latency=3)
     page, headers = signed_in
     body = {"content": "a red fox", "settings": {"subnet": "images"}}
     with pytest.raises(httpx.ReadTimeout):  # Stop, while the image miners draw

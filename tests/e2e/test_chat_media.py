@@ -11,11 +11,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.chat.browser_session import assert_fits_width, fast_passwords, screenshot, send, sign_in, verified_user  # noqa: F401 - fast_passwords is a fixture
-from tests.chat.media_subnets import media_miners, media_subnets  # noqa: F401 - fixtures
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("fast_passwords", "media_subnets"),
+    pytest.mark.usefixtures("fast_passwords", "media"),
 ]
 
 
@@ -46,7 +45,7 @@ def test_draw_and_speak_from_the_settings_panel(page, live_server_url):
     page.reload()  # the pick is kept with the other settings, and the image with the conversation
     page.get_by_role("button", name="Settings").click()
     expect(page.get_by_label("Subnet")).to_have_value("images")
-    page.get_by_label("Subnet").select_option("voice")
+    page.get_by_label("Subnet").select_option("speech")
     expect(page.get_by_label("Images per answer")).to_be_hidden()
     send(page, "the quick brown fox jumps")
     audio = answered(page).locator("audio[controls]")

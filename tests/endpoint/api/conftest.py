@@ -1,4 +1,4 @@
-"""Fixtures for the public API: a key, a fake moderation endpoint and a
+"""Fixtures for the public API: a key and a
 production server (the HTTP client speaking to the ASGI application is in
 tests/conftest.py; the subnet and network fixtures are in tests/network_fixtures.py)."""
 
@@ -25,20 +25,6 @@ def key(network):
 
 def bearer(new_key) -> dict[str, str]:
     return {"Authorization": f"Bearer {new_key.raw}", "Endpoint-Version": "2023-05-19"}
-
-
-@pytest.fixture
-def fake_openai(settings):
-    from endpoint.core.config import do_set_config
-    from tests.fake_openai import FakeOpenAI
-
-    fake = FakeOpenAI().start()
-    settings.MODERATION_TIMEOUT_SECONDS = 0.5
-    do_set_config("openai_base_url", fake.base_url)
-    do_set_config("openai_api_key", "sk-test-moderation")
-    do_set_config("moderation_enabled", "true")
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope="module")
