@@ -426,6 +426,25 @@ def _as_delta(message: dict[str, Any]) -> dict[str, Any]:
     return delta
 
 
+async def _next_piece(
+    resp: aiohttp.ClientResponse, read: Any, idle_timeout: float, deadline: float | None, what: str
+) -> bytes:
+    """``read()`` of a miner's body, given at most ``idle_timeout`` and never
+    past ``deadline`` (loop time); a pause, the deadline or a broken
+    connection is a MinerFailure naming it (``what``: the stream, the answer)."""
+    loop = asyncio.get_running_loop()
+    wait = idle_timeout if deadline is None else min(idle_timeout, deadline - loop.time())
+    try:
+        async with asyncio.timeout(max(0.0, wait)):
+            return await read()
+    except TimeoutError:
+        late = deadline is not None and loop.time() >= deadline
+        stopped = f"miner stopped sending its {what}"
+        raise MinerFailure("miner did not finish within the timeout" if late else stopped, resp.status) from None
+    except BROKEN as exc:
+        raise MinerFailure(f"miner's {what} broke off ({type(exc).__name__})", resp.status) from None
+
+
 async def _sse_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: float, deadline: float | None = None):
     """Chunk dicts from an SSE body; a plain JSON completion becomes one chunk.
 
@@ -442,20 +461,9 @@ async def _sse_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: floa
         if isinstance(answer.get("usage"), dict):
             yield {"choices": [], "usage": answer["usage"]}
         return
-    loop = asyncio.get_running_loop()
     size = 0
     while True:
-        wait = idle_timeout if deadline is None else min(idle_timeout, deadline - loop.time())
-        try:
-            async with asyncio.timeout(max(0.0, wait)):
-                line = await resp.content.readline()
-        except TimeoutError:
-            late = deadline is not None and loop.time() >= deadline
-            raise MinerFailure(
-                "miner did not finish within the timeout" if late else "miner stopped streaming", resp.status
-            ) from None
-        except BROKEN as exc:
-            raise MinerFailure(f"miner's stream broke off ({type(exc).__name__})", resp.status) from None
+        line = await _next_piece(resp, resp.content.readline, idle_timeout, deadline, "stream")
         if not line:
             return
         size += len(line)
@@ -549,19 +557,9 @@ async def _byte_chunks(resp: aiohttp.ClientResponse, cap: int, idle_timeout: flo
     """The body's bytes as they come; a broken connection, a pause longer than
     ``idle_timeout``, a body over ``cap`` or one not done by ``deadline``
     (loop time) ends in a MinerFailure naming it."""
-    loop = asyncio.get_running_loop()
     size = 0
     while True:
-        try:
-            async with asyncio.timeout(max(0.0, min(idle_timeout, deadline - loop.time()))):
-                chunk = await resp.content.readany()
-        except TimeoutError:
-            late = loop.time() >= deadline
-            raise MinerFailure(
-                "miner did not finish within the timeout" if late else "miner stopped sending", resp.status
-            ) from None
-        except BROKEN as exc:
-            raise MinerFailure(f"miner's answer broke off ({type(exc).__name__})", resp.status) from None
+        chunk = await _next_piece(resp, resp.content.readany, idle_timeout, deadline, "answer")
         if not chunk:
             return
         size += len(chunk)
