@@ -19,6 +19,12 @@ def migrate_endpoint(target: str) -> None:
     MigrationExecutor(connection).migrate([("endpoint", target)])
 
 
+def historical_model(target: str, name: str):
+    """The model as it stood at migration ``target``: later columns don't exist yet."""
+    state = MigrationExecutor(connection).loader.project_state(("endpoint", target))
+    return state.apps.get_model("endpoint", name)
+
+
 def latest_endpoint_migration() -> str:
     (leaf,) = [name for app, name in MigrationExecutor(connection).loader.graph.leaf_nodes() if app == "endpoint"]
     return leaf
@@ -30,9 +36,10 @@ def test_the_migration_turns_the_existing_config_into_the_chat_subnet(postgres):
     try:
         migrate_endpoint("0003_stripe_config")
         # bulk_create: no save signal, as on an install from before subnets existed
-        EndpointConfig.objects.bulk_create(
+        OldConfig = historical_model("0003_stripe_config", "EndpointConfig")
+        OldConfig.objects.bulk_create(
             [
-                EndpointConfig(
+                OldConfig(
                     pk=1,
                     network="finney",
                     netuid=7,
@@ -80,11 +87,12 @@ def test_a_subnet_is_added_listed_edited_and_removed(db):
         "images",
         {"name": "Images", "kind": "image", "netuid": "19", "network": "finney", "price": "5"},
     )
-    assert (images.metagraph_source, images.enabled, images.miner_path) == ("chain", True, "/v1/chat/completions")
+    # No miner path given: the route OpenAI has for its kind.
+    assert (images.metagraph_source, images.enabled, images.miner_path) == ("chain", True, "/v1/images/generations")
     assert [s.slug for s in list_subnets()] == ["chat", "images"]
 
-    edited = do_edit_subnet("images", {"miner_path": "/v1/images/generations", "enabled": "false"})
-    assert (edited.miner_path, edited.enabled, edited.price) == ("/v1/images/generations", False, 5)
+    edited = do_edit_subnet("images", {"miner_path": "/v2/draw", "enabled": "false"})
+    assert (edited.miner_path, edited.enabled, edited.price) == ("/v2/draw", False, 5)
 
     do_remove_subnet("images")
     assert [s.slug for s in list_subnets()] == ["chat"]

@@ -43,7 +43,7 @@ def logs(postgres):
 def test_beat_purge_deletes_exactly_the_old_logs_and_their_miner_responses(logs):
     old, recent = logs
     result = beat_task("purge-request-logs").apply().get()
-    assert result == {"requests": 3, "miner_responses": 6}
+    assert result == {"requests": 3, "miner_responses": 6, "media": 0}
     assert set(Request.objects.values_list("pk", flat=True)) == {r.pk for r in recent}
     assert MinerResponse.objects.count() == 6
     assert not MinerResponse.objects.filter(request_id__in=[r.pk for r in old]).exists()
@@ -60,7 +60,7 @@ def test_retention_is_operator_config(logs):
 
 def test_zero_retention_keeps_every_log(logs):
     do_set_config("log_retention_days", "0")
-    assert beat_task("purge-request-logs").apply().get() == {"requests": 0, "miner_responses": 0}
+    assert beat_task("purge-request-logs").apply().get() == {"requests": 0, "miner_responses": 0, "media": 0}
     assert Request.objects.count() == 6 and MinerResponse.objects.count() == 12
 
 

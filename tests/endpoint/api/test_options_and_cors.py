@@ -70,7 +70,7 @@ def test_options_on_the_management_api_answers_204_with_allow(admin_client):
 
 @pytest.mark.parametrize(
     "path, shape",
-    [("/v1/embeddings", "openai"), ("/v1/", "openai"), ("/api/admin/nothing/", "seed"), ("/chat/more", "seed")],
+    [("/v1/files", "openai"), ("/v1/", "openai"), ("/api/admin/nothing/", "seed"), ("/chat/more", "seed")],
 )
 async def test_unknown_api_routes_answer_json_404(api, path, shape):
     r = await api.post(path, json={})
