@@ -13,7 +13,8 @@ process); CPU per request is the server's process tree's utime + stime from
 /proc during the measured requests, divided by their number.
 BENCH_REQUESTS (default 2000) sets how many requests each overhead figure
 uses; BENCH_CONCURRENCY (default "1,32") which concurrencies the overhead
-and streaming figures are measured at.
+and streaming figures are measured at; BENCH_ROUNDS (default 4) in how many
+interleaved slices each target's requests are sent (see ``measure_all``).
 """
 
 from __future__ import annotations
@@ -190,17 +191,51 @@ def targets(stack: Stack, delay_index: int, stream: bool = False) -> dict[str, d
     return dict(sorted(out.items()))
 
 
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
+
+
 def measure_all(stack: Stack, specs: dict[str, dict], concurrency: int, stream: bool) -> dict[str, dict]:
-    results = {}
+    """Every target measured in ROUNDS interleaved slices (the order turned
+    each round), their samples pooled: a slow minute of the host then weighs
+    on every target alike instead of on whichever ran during it, so the
+    figures compared with one another (above the miner, above the floor)
+    are taken under the same conditions."""
     n = REQUESTS if not stream else max(REQUESTS // 4, 64)
-    for name, spec in specs.items():
-        if "error" in spec:
-            results[name] = {"error": spec["error"]}
-            continue
-        pid = None if name == "a_miner" else (stack.server.pid if name != "e_litellm" else stack.litellm().proc.pid)
-        warmup = max(50, concurrency * 2)
-        results[name] = load({**spec, "n": n, "concurrency": concurrency, "warmup": warmup, "stream": stream}, pid)
+    rounds = max(1, min(ROUNDS, n // 50))
+    results: dict[str, dict] = {name: {"error": spec["error"]} for name, spec in specs.items() if "error" in spec}
+    names = [name for name, spec in specs.items() if "error" not in spec]
+    for i in range(rounds):
+        size = n // rounds + (1 if i < n % rounds else 0)
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            spec = specs[name]
+            pid = None if name == "a_miner" else (stack.server.pid if name != "e_litellm" else stack.litellm().proc.pid)
+            warmup = max(20, concurrency * 2)
+            part = load({**spec, "n": size, "concurrency": concurrency, "warmup": warmup, "stream": stream}, pid)
+            results[name] = _pooled(results.get(name), part, size)
     return results
+
+
+def _pooled(so_far: dict | None, part: dict, size: int) -> dict:
+    """Two slices of one target's load as one result."""
+    if so_far is None:
+        return {**part, "cpu_total_ms": part.get("cpu_ms_per_request", 0.0) * size, "n": size}
+    pooled = {**so_far}
+    for field in ("latency_ms", "ttft_ms"):
+        pooled[field] = so_far[field] + part[field]
+    pooled["errors"] = so_far["errors"] + part["errors"]
+    pooled["statuses"] = {
+        status: so_far["statuses"].get(status, 0) + part["statuses"].get(status, 0)
+        for status in {*so_far["statuses"], *part["statuses"]}
+    }
+    pooled["first_error"] = so_far["first_error"] or part["first_error"]
+    pooled["elapsed_s"] = so_far["elapsed_s"] + part["elapsed_s"]
+    pooled["ok"] = len(pooled["latency_ms"])
+    pooled["rps"] = round(pooled["ok"] / pooled["elapsed_s"], 1) if pooled["elapsed_s"] else 0.0
+    pooled["n"] = so_far["n"] + size
+    if "cpu_ms_per_request" in part:
+        pooled["cpu_total_ms"] = so_far["cpu_total_ms"] + part["cpu_ms_per_request"] * size
+        pooled["cpu_ms_per_request"] = round(pooled["cpu_total_ms"] / pooled["n"], 3)
+    return pooled
 
 
 def summarize(result: dict, field: str, base: list[float], quantiles=(50, 95, 99), prefix: str = "") -> dict:
