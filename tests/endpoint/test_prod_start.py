@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
+from endpoint.management.workers import WorkerProcess
 from tests.endpoint.test_prod_settings import run_manage
 from tests.servers import ROOT, database_env, free_port
 
@@ -77,3 +80,21 @@ def test_ctrl_c_while_starting_up_shows_no_traceback(postgres, tmp_path, after):
     out, err = interrupt(proc)
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+class ReportingWorker(WorkerProcess):
+    """Writes how the spawned worker treats SIGINT where uvicorn would start serving."""
+
+    def target(self, sockets=None) -> None:
+        Path(self.config.app).write_text(signal.getsignal(signal.SIGINT).name)
+
+
+def test_a_worker_is_spawned_ignoring_ctrl_c_until_uvicorn_takes_it(tmp_path):
+    # A blocked mask would not do: a spawned child starts with an empty one.
+    report = tmp_path / "sigint"
+    before = signal.getsignal(signal.SIGINT)
+    worker = ReportingWorker(uvicorn.Config(str(report)), sockets=[])
+    worker.start()
+    worker.process.join(60)
+    assert report.read_text() == "SIG_IGN"
+    assert signal.getsignal(signal.SIGINT) is before  # the supervisor's own Ctrl-C handling is back
