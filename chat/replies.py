@@ -44,7 +44,7 @@ from endpoint.core.db import run_db
 from endpoint.core.models import Subnet
 from endpoint.gateway import ChatStream, GatewayCall, MediaPrompt, Prompt
 from endpoint.network.dispatch import Dispatch
-from endpoint.network.media import image_wire, whole_speech_wire
+from endpoint.network.media import MAX_SPEECH_CHARS, image_wire, whole_speech_wire
 from endpoint.network.protocol import delta_text
 from keys.models import ApiKey
 
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 ROUTE = "chat-ui"
 CUT_SHORT = "The miner stopped before the end of its answer."
-MAX_SPEECH_CHARS = 4096  # OpenAI's bound on the text of one clip, which speech miners follow
 VOICE = "alloy"  # OpenAI's first voice: every speech miner knows its name
 # mp3: what OpenAI answers by default, a tenth of WAV's size in the database, and every browser plays it.
 SPEECH_FORMAT = "mp3"

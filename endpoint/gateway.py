@@ -34,6 +34,7 @@ from endpoint.network.dispatch import (
     worst_case_answers,
     worst_case_seconds,
 )
+from endpoint.network.media import described
 from endpoint.network.metagraph import Directory, NeuronInfo, adirectory, asubnet_directory
 from endpoint.network.protocol import (
     MinerBytes,
@@ -556,8 +557,8 @@ class ByteStream:
 
     def _said(self) -> MinerResult:
         winner = self.winner
-        described = f"{self.content_type}, {self.size} bytes, sha256 {self.digest.hexdigest()}"
-        result = MinerResult(winner.uid, winner.hotkey, True, content=described, error=self.miner_error)
+        content = described(self.content_type, self.size, self.digest.hexdigest())
+        result = MinerResult(winner.uid, winner.hotkey, True, content=content, error=self.miner_error)
         result.response_ms = winner.response_ms
         return result
 

@@ -13,12 +13,12 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from endpoint.core import errors
+from endpoint.network.media import MAX_SPEECH_CHARS
 
 from .serializers import NOT_NULL, _describe, _integer, _number
 
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's bound on one request's inputs
 MAX_IMAGES = 10
-MAX_SPEECH_CHARS = 4096
 MAX_PROMPT_CHARS = 32000
 SIZE = re.compile(r"(\d{2,4})x(\d{2,4})")
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")

@@ -41,9 +41,17 @@ def image_type(data: bytes) -> str | None:
     return None
 
 
-def describe(data: bytes, content_type: str) -> str:
+# OpenAI's bound on the text of one speech clip, which speech miners follow.
+MAX_SPEECH_CHARS = 4096
+
+
+def described(content_type: str, size: int, sha256: str) -> str:
     """A piece of media as the log keeps it: type, size and hash, no bytes."""
-    return f"{content_type}, {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}"
+    return f"{content_type}, {size} bytes, sha256 {sha256}"
+
+
+def describe(data: bytes, content_type: str) -> str:
+    return described(content_type, len(data), hashlib.sha256(data).hexdigest())
 
 
 def _json(body: bytes, status: int) -> Any:
