@@ -14,7 +14,9 @@ a bare strategy means the first subnet of the route's kind).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import time
 from dataclasses import replace
 from typing import Any
@@ -53,6 +55,7 @@ from .media_bodies import (
     ImagesRequest,
     SpeechRequest,
     TranscriptionRequest,
+    Upload,
     parse_model,
     upload_logged,
 )
@@ -182,15 +185,15 @@ class TranscriptionsView(MediaView):
     async def post(self, request):
         async with self.start_call(request, route="/v1/audio/transcriptions") as call:
             key = await call.identify(request.headers.get("Authorization"))
-            fields, upload = _form(request)
+            # Parsing, reading and hashing up to MAX_UPLOAD_BYTES: off the event loop.
+            fields, upload = await asyncio.to_thread(_upload, request)
             body = parse_model(TranscriptionRequest, fields)
             subnet, strategy = await _target(body.model, Subnet.Kind.TRANSCRIPTION)
-            data = upload.read()
-            content_type = upload.content_type or "application/octet-stream"
+            data, content_type = upload.data, upload.content_type
             payload, form_type = form_data(body.fields(), "file", upload.name or "audio", content_type, data)
             wire = replace(transcription_wire(), content_type=form_type)
             texts = [body.prompt] if body.prompt else []
-            logged = upload_logged(upload.name or "", content_type, data, body.fields())
+            logged = upload_logged(upload, body.fields())
             outcome = await call.answer_media(key, MediaPrompt(subnet, payload, wire, texts, logged, strategy))
             if await _retaining():
                 await _kept(call, [(data, content_type)], source=MediaFile.Source.UPLOAD, retain=True)
@@ -201,8 +204,8 @@ class TranscriptionsView(MediaView):
             return Response({"text": text, "bittensor": _bittensor(outcome)})
 
 
-def _form(request) -> tuple[dict[str, str], Any]:
-    """The form fields and the ``file`` of a multipart upload, or a 400 saying what is missing."""
+def _upload(request) -> tuple[dict[str, str], Upload]:
+    """The form fields and the ``file`` of a multipart upload, read, or a 400 saying what is missing."""
     django_request = request._request
     if not (django_request.content_type or "").startswith("multipart/form-data"):
         raise errors.InvalidBody("Send the audio as multipart/form-data with a 'file' part.", param="file")
@@ -215,6 +218,9 @@ def _form(request) -> tuple[dict[str, str], Any]:
     upload = files.get("file")
     if upload is None or not upload.size:
         raise errors.InvalidBody("file: a non-empty audio file is required.", param="file")
+    data = upload.read()
+    content_type = upload.content_type or "application/octet-stream"
+    upload = Upload(upload.name or "", content_type, data, hashlib.sha256(data).hexdigest())
     return {name: post.get(name) for name in post}, upload
 
 

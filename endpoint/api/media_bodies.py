@@ -4,8 +4,8 @@ credit is held; each body says what its miners get and what the log keeps."""
 
 from __future__ import annotations
 
-import hashlib
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -158,9 +158,19 @@ def parse_model(model: type[BaseModel], data: dict[str, Any]) -> Any:
         raise errors.InvalidBody(message, param=field) from None
 
 
-def upload_logged(name: str, content_type: str, data: bytes, fields: dict[str, str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Upload:
+    """A transcription's audio file, read."""
+
+    name: str
+    content_type: str
+    data: bytes
+    sha256: str
+
+
+def upload_logged(upload: Upload, fields: dict[str, str]) -> list[dict[str, Any]]:
     """A transcription's request as the log keeps it: the file described, not stored."""
-    digest = hashlib.sha256(data).hexdigest()
-    described = f"[{content_type} file {name!r}, {len(data)} bytes, sha256 {digest}]"
+    size, digest = len(upload.data), upload.sha256
+    described = f"[{upload.content_type} file {upload.name!r}, {size} bytes, sha256 {digest}]"
     prompt = fields.get("prompt")
     return [{"role": "user", "content": described + (f"\n{prompt}" if prompt else "")}]
