@@ -276,13 +276,9 @@ class GatewayCall:
             strategy = prompt.strategy or _key_strategy_text(subnet.default_strategy)
         # The extra fields reach the miners too (tool descriptions, for one).
         moderated = [*prompt.messages, prompt.extra] if prompt.extra else prompt.messages
-        plan = await self._plan(config, directory, strategy, moderated, prompt.timeout, path)
-        plan.options = replace(
-            plan.options,
-            in_parallel=prompt.in_parallel,
-            respond_on_first_success=prompt.respond_on_first_success,
-            answers=prompt.answers,
-        )
+        how = {"in_parallel": prompt.in_parallel, "answers": prompt.answers}
+        how["respond_on_first_success"] = prompt.respond_on_first_success
+        plan = await self._plan(config, directory, strategy, moderated, prompt.timeout, path, how)
         plan.expect, plan.price = expect, price
         return plan
 
@@ -294,7 +290,7 @@ class GatewayCall:
         directory = await asubnet_directory(subnet)
         strategy = media.strategy or _key_strategy_text(subnet.default_strategy)
         moderated = [{"role": "user", "content": text} for text in media.texts]
-        plan = await self._plan(config, directory, strategy, moderated, None, subnet.miner_path)
+        plan = await self._plan(config, directory, strategy, moderated, None, subnet.miner_path, {})
         plan.wire, plan.price = media.wire, subnet.price * media.units
         return plan
 
@@ -306,7 +302,9 @@ class GatewayCall:
         moderated: list[Any],
         timeout: float | None,
         path: str,
+        how: dict[str, Any],
     ) -> Plan:
+        """Where a prompt goes on ``directory``'s miners; ``how``: the DispatchOptions the request sets."""
         if directory.empty:
             raise errors.MetagraphNotSynced()
         keypair = validator_hotkey(config.hotkey_mnemonic)
@@ -318,7 +316,7 @@ class GatewayCall:
         if config.moderation_enabled:
             await self.admitted()  # no paid check for a call the limits refuse
         await check_moderation(moderated, config)
-        options = DispatchOptions(timeout=min(timeout or config.miner_timeout, config.max_miner_timeout))
+        options = DispatchOptions(timeout=min(timeout or config.miner_timeout, config.max_miner_timeout), **how)
         return Plan(config, directory, keypair, neurons, options, route, path=path)
 
     async def log_early(self) -> bool:
