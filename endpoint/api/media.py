@@ -218,10 +218,15 @@ def _upload(request) -> tuple[dict[str, str], Upload]:
     upload = files.get("file")
     if upload is None or not upload.size:
         raise errors.InvalidBody("file: a non-empty audio file is required.", param="file")
+    fields = {name: post.get(name) for name in post}
+    texts = [*fields, *fields.values(), upload.name or "", upload.content_type or ""]
+    if any("\x00" in text for text in texts):
+        # As in JSON bodies: PostgreSQL can't keep NUL in the log, so it is refused here.
+        raise errors.InvalidBody("The form's fields and file name must not contain NUL characters.", param="file")
     data = upload.read()
     content_type = upload.content_type or "application/octet-stream"
     upload = Upload(upload.name or "", content_type, data, hashlib.sha256(data).hexdigest())
-    return {name: post.get(name) for name in post}, upload
+    return fields, upload
 
 
 class MediaFileView(MediaView):

@@ -166,6 +166,11 @@ async def test_bad_bodies_are_400s_that_hold_nothing(api, buyer):
         ("/v1/audio/speech", {"json": {"model": "auto", "input": "x", "voice": "a", "speed": 9}}, "speed"),
         ("/v1/audio/transcriptions", {"data": {"model": "auto"}, "files": {"other": ("a", b"x")}}, "file"),
         ("/v1/audio/transcriptions", {"json": {"model": "auto"}}, "file"),
+        (
+            "/v1/audio/transcriptions",
+            {"data": {"model": "auto", "prompt": "a\x00b"}, "files": {"file": ("a", b"x")}},
+            "file",
+        ),
     ]
     for path, body, param in cases:
         answer = await api.post(path, headers=auth, **body)
